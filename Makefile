@@ -1,0 +1,48 @@
+# duplexloom — every target installs what it needs into .venv (apt packages too; run as root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test test-fast lint schemas bench demo aligner-model clean
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel Cython numpy
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+schemas: $(STAMP)
+	$(PY) -m duplexloom.schemas.export
+
+bench: $(STAMP)
+	$(PY) -m tests.bench $(BENCH)
+
+demo: $(STAMP)
+	$(VENV)/bin/duplexloom run --out out/demo
+
+aligner-model: $(STAMP)
+	$(PY) -m duplexloom.aligners.train_tiny
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

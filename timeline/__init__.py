@@ -1,0 +1,1 @@
+"""duplexloom.timeline."""

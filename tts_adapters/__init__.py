@@ -1,0 +1,1 @@
+"""duplexloom.tts_adapters."""
