@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel Cython numpy
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=69,<82' wheel Cython numpy
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

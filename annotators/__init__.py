@@ -1,0 +1,1 @@
+"""duplexloom.annotators: LLM and offline annotation of seeds (SPEC sections 4, 8-11)."""
