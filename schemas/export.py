@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .action import ActionObject, ToolSpec
+from .annotation import Annotation
 from .chunk import ChunkRecord
 from .reject import Reject
 from .sample import SampleMeta
@@ -28,6 +29,7 @@ EXPORTED = {
     "chunk": ChunkRecord,
     "sample": SampleMeta,
     "reject": Reject,
+    "annotation": Annotation,
 }
 
 JSON_DIR = Path(__file__).parent / "json"

@@ -1,0 +1,95 @@
+"""Annotation records: what the annotators (LLM or offline) make of one seed (SPEC sections 4, 8-11).
+
+LLM output is parsed only through these records, so every text field passes the marker guard.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .base import SCHEMA_VERSION, Record
+from .seed import Lang, Role
+from .tokens import find_markers
+
+
+def _guard(v: str | None) -> str | None:
+    if v is not None and find_markers(v):
+        raise ValueError(f"text contains reserved marker string(s) {sorted(set(find_markers(v)))}")
+    return v
+
+
+class AnnotatedAction(Record):
+    """A tool call requested in a user turn, anchored to the words that ask for it."""
+
+    name: str
+    planning: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    anchor: str  # words of the user turn at which the intent becomes clear (must occur in it)
+    pattern: Literal["single", "multi", "backchannel_action"] = "single"
+
+    _g = field_validator("planning", "anchor")(lambda cls, v: _guard(v))
+
+
+class AnnotatedTurn(Record):
+    role: Role
+    text: str
+    actions: tuple[AnnotatedAction, ...] = ()
+    translation: str | None = None  # interpret family: the assistant's rendering of this user turn
+
+    _g = field_validator("text", "translation")(lambda cls, v: _guard(v))
+
+
+class CognitionEntry(Record):
+    """What can be understood at the end of second ``second`` from what has been heard so far."""
+
+    second: int = Field(ge=0)
+    text: str
+
+    _g = field_validator("text")(lambda cls, v: _guard(v))
+
+
+class CognitionStream(Record):
+    """Per-second causal cognition for one user turn (Listen-Write-Speak, SPEC section 10)."""
+
+    turn_index: int
+    entries: tuple[CognitionEntry, ...]
+    voice_response: str
+    reply_text: str
+
+    _g = field_validator("voice_response", "reply_text")(lambda cls, v: _guard(v))
+
+
+class ThinkingNode(Record):
+    """One node of a chronological thinking chain: ``{TYPE} attributes``; ``ctx_id`` binds entities."""
+
+    type: Literal["ENTITY", "INTENT", "ACTION", "KNOWLEDGE", "LOGIC"]
+    text: str
+    turn_index: int
+    segment_index: int = 0  # which user segment (clause) of the turn triggered it
+    ctx_id: str | None = None  # rendered as @ctx:ID
+
+    _g = field_validator("text")(lambda cls, v: _guard(v))
+
+
+class Annotation(Record):
+    schema_version: str = SCHEMA_VERSION
+    seed_id: str
+    lang: Lang
+    family: str
+    turns: tuple[AnnotatedTurn, ...]
+    interruptions: tuple[str, ...] = ()  # user barge-in utterances (incl. "you are right, but ..." kind)
+    backchannels: tuple[str, ...] = ()  # short user feedback phrases
+    fillers: tuple[str, ...] = ()  # hesitation fillers for pauses
+    cognition: tuple[CognitionStream, ...] = ()
+    chains: tuple[ThinkingNode, ...] = ()
+    provenance: dict[str, str] = Field(default_factory=dict)  # field -> annotator name
+    prompt_hashes: dict[str, str] = Field(default_factory=dict)  # template name -> sha256
+
+    @field_validator("interruptions", "backchannels", "fillers")
+    @classmethod
+    def _guard_all(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for s in v:
+            _guard(s)
+        return v

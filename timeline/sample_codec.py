@@ -1,0 +1,142 @@
+"""Encode and decode one shard sample's members, and build/read deterministic WebDataset tars.
+
+A sample (SPEC section 13) is the members ``user.flac``, ``assistant.flac``, ``json`` (the
+:class:`SampleMeta`), ``chunks.json`` and ``trace.txt``, plus optional layout members
+(``lws.json``, ``ct.json``, ...). Tars have a fixed mtime, uid/gid 0, sorted members, so the same
+samples always give the same bytes. No Beam here: the Beam stage writes these bytes through
+FileSystems.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile as sf
+
+from duplexloom.schemas.chunk import ChunkRecord
+from duplexloom.schemas.sample import SampleMeta
+
+FIXED_MTIME = 1_700_000_000  # 2023-11-14; any constant works, it only has to be fixed
+REQUIRED_MEMBERS = ("user.flac", "assistant.flac", "json", "chunks.json", "trace.txt")
+
+
+@dataclass
+class DecodedSample:
+    key: str
+    meta: SampleMeta
+    user_audio: np.ndarray  # float32 mono at meta.timeline.sample_rate
+    assistant_audio: np.ndarray
+    chunks: list[ChunkRecord]
+    trace: str
+    extra: dict[str, bytes] = field(default_factory=dict)
+
+
+def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit FLAC of a float32 mono signal (clipped to [-1, 1])."""
+    buf = io.BytesIO()
+    sf.write(
+        buf,
+        np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0),
+        sample_rate,
+        format="FLAC",
+        subtype="PCM_16",
+    )
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    return audio, sr
+
+
+def dumps_json(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def encode_sample(
+    meta: SampleMeta,
+    user_audio: np.ndarray,
+    assistant_audio: np.ndarray,
+    chunks: list[ChunkRecord],
+    trace: str,
+    extra: dict[str, bytes] | None = None,
+) -> dict[str, bytes]:
+    """Member suffix -> bytes for one sample. Both tracks must have the session's chunk-padded length."""
+    if len(user_audio) != len(assistant_audio):
+        raise ValueError(f"{meta.key}: track lengths differ ({len(user_audio)} vs {len(assistant_audio)})")
+    sr = meta.timeline.sample_rate
+    members = {
+        "user.flac": encode_flac(user_audio, sr),
+        "assistant.flac": encode_flac(assistant_audio, sr),
+        "json": dumps_json(meta.model_dump(mode="json")),
+        "chunks.json": dumps_json([c.model_dump(mode="json") for c in chunks]),
+        "trace.txt": trace.encode("utf-8"),
+    }
+    for name, data in (extra or {}).items():
+        if name in members:
+            raise ValueError(f"{meta.key}: extra member {name!r} would overwrite a required member")
+        members[name] = data
+    return members
+
+
+def decode_sample(key: str, members: dict[str, bytes]) -> DecodedSample:
+    """Inverse of :func:`encode_sample`. Raises ``KeyError`` naming the first missing member."""
+    for name in REQUIRED_MEMBERS:
+        if name not in members:
+            raise KeyError(f"{key}: missing member {key}.{name}")
+    user, sr_u = decode_flac(members["user.flac"])
+    assistant, sr_a = decode_flac(members["assistant.flac"])
+    meta = SampleMeta.model_validate_json(members["json"])
+    if sr_u != meta.timeline.sample_rate or sr_a != meta.timeline.sample_rate:
+        raise ValueError(f"{key}: audio sample rate differs from the timeline's {meta.timeline.sample_rate}")
+    chunks = [ChunkRecord.model_validate(c) for c in json.loads(members["chunks.json"])]
+    extra = {k: v for k, v in members.items() if k not in REQUIRED_MEMBERS}
+    return DecodedSample(key, meta, user, assistant, chunks, members["trace.txt"].decode("utf-8"), extra)
+
+
+def shard_tar_bytes(samples: Iterable[tuple[str, dict[str, bytes]]]) -> bytes:
+    """A WebDataset tar of ``(key, members)``: members named ``<key>.<suffix>``, sorted, fixed mtime."""
+    entries: list[tuple[str, bytes]] = []
+    for key, members in samples:
+        if "." in key or "/" in key:
+            raise ValueError(
+                f"sample key {key!r} must not contain '.' or '/' (WebDataset splits on the first dot)"
+            )
+        entries += [(f"{key}.{suffix}", data) for suffix, data in members.items()]
+    entries.sort(key=lambda e: e[0])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = FIXED_MTIME
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def iter_shard(fileobj: io.BufferedIOBase) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, members)`` from a WebDataset tar stream, grouping consecutive members by key."""
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            k, _, suffix = info.name.partition(".")
+            if key is not None and k != key:
+                yield key, members
+                members = {}
+            key = k
+            extracted = tar.extractfile(info)
+            assert extracted is not None
+            members[suffix] = extracted.read()
+    if key is not None:
+        yield key, members
