@@ -23,6 +23,7 @@ No reject codes: text with markers is refused earlier (``schemas.tokens.find_mar
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -151,6 +152,10 @@ class HFTokenizer:
             ) from e
         p = Path(path)
         data = p.read_bytes()
+        # Check the shape first: the tokenizers library reports bad files with an untyped Exception.
+        spec = json.loads(data.decode("utf-8"))
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+            raise ValueError(f"{path} is not a tokenizer.json (no 'model' object)")
         self._tok = _Tok.from_str(data.decode("utf-8"))
         missing = [t for t in ALL_RESERVED if self._tok.token_to_id(t) is None]
         if missing:
