@@ -1,0 +1,123 @@
+"""``annotate_batch``: seeds in, one ``Annotation`` or ``Reject`` per seed out, same order.
+
+This is what the Beam annotation stage calls per bundle. It picks the backend from the config,
+resolves each seed's family, runs the annotator over all seeds concurrently (the LLM client bounds
+the requests in flight), turns every ``RejectError`` into a ``Reject`` with ``stage="annotate"``,
+and drops generated dialogues that are near-duplicates of their seed or of another one in the batch.
+It never raises for a bad record; a bug (invariant violation) still raises.
+
+Reject codes: those of the annotators (``needs_llm``, ``llm_invalid_output``, ``llm_unavailable``,
+``anchor_not_found``, ``anchor_order``, ``unknown_tool``, ``invalid_arguments``,
+``marker_in_text``, ``cognition_*``, ...), ``unknown_family`` and ``near_duplicate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from duplexloom.schemas.annotation import Annotation
+from duplexloom.schemas.reject import Reject, RejectError
+from duplexloom.schemas.seed import Seed
+
+from .base import STAGE, Annotator, resolve_family, seed_rng
+from .config import AnnotatorConfig
+from .dedup import NearDupIndex, too_similar
+
+T = TypeVar("T")
+
+
+def make_annotator(config: AnnotatorConfig) -> Annotator:
+    if config.backend == "offline":
+        from .offline import OfflineAnnotator
+
+        return OfflineAnnotator(config)
+    from .llm import LLMAnnotator
+
+    return LLMAnnotator(config)
+
+
+def _seed_text(seed: Seed) -> str:
+    return " ".join([seed.topic or "", *(t.text for t in seed.turns)])
+
+
+def _dialogue_text(a: Annotation) -> str:
+    return " ".join(t.text for t in a.turns)
+
+
+def drop_near_duplicates(
+    seeds: list[Seed], results: list[Annotation | Reject], threshold: int
+) -> list[Annotation | Reject]:
+    """Reject generated dialogues (provenance ``turns`` from an LLM) too close to their seed or to
+    one kept earlier in the batch. Dialogues copied from the seed are exempt from the seed check."""
+    index = NearDupIndex(threshold)
+    out: list[Annotation | Reject] = []
+    for seed, res in zip(seeds, results, strict=True):
+        if isinstance(res, Reject) or not res.provenance.get("turns", "").startswith("llm"):
+            out.append(res)
+            continue
+        text = _dialogue_text(res)
+        score = too_similar(text, _seed_text(seed), threshold) if seed.turns else None
+        if score is not None:
+            out.append(
+                Reject(
+                    record_id=seed.id, stage=STAGE, code="near_duplicate", detail=f"ratio {score} to its seed"
+                )
+            )
+            continue
+        hit = index.match(text)
+        if hit is not None:
+            detail = f"ratio {hit[1]} to generated dialogue of seed {hit[0]}"
+            out.append(Reject(record_id=seed.id, stage=STAGE, code="near_duplicate", detail=detail))
+            continue
+        index.add(seed.id, text)
+        out.append(res)
+    return out
+
+
+async def annotate_batch_async(
+    seeds: list[Seed],
+    config: AnnotatorConfig,
+    *,
+    run_seed: int,
+    family_for: Callable[[Seed], str] | None = None,
+) -> list[Annotation | Reject]:
+    annotator = make_annotator(config)
+
+    async def one(seed: Seed) -> Annotation | Reject:
+        try:
+            family = resolve_family(seed, config, family_for)
+            return await annotator.annotate(seed, family, seed_rng(run_seed, seed.id))
+        except RejectError as e:
+            return e.to_reject(seed.id, STAGE)
+
+    try:
+        results = list(await asyncio.gather(*(one(s) for s in seeds)))
+    finally:
+        close = getattr(annotator, "aclose", None)
+        if close is not None:
+            await close()
+    return drop_near_duplicates(list(seeds), results, config.dedup_threshold)
+
+
+def run_coro(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def annotate_batch(
+    seeds: list[Seed],
+    config: AnnotatorConfig,
+    *,
+    run_seed: int,
+    family_for: Callable[[Seed], str] | None = None,
+) -> list[Annotation | Reject]:
+    """One ``Annotation`` or ``Reject`` per seed, in the order of ``seeds``; never raises for a bad seed."""
+    return run_coro(annotate_batch_async(seeds, config, run_seed=run_seed, family_for=family_for))

@@ -1,0 +1,169 @@
+"""Offline annotator + annotate_batch: determinism, families, anchors, the ambiguous acknowledgement."""
+
+from __future__ import annotations
+
+import pytest
+
+from duplexloom.annotators import AnnotatorConfig, annotate_batch, omitted_fields
+from duplexloom.annotators.checks import anchor_position, check_actions
+from duplexloom.annotators.dedup import NearDupIndex, too_similar
+from duplexloom.prompts import FAMILIES, validate_arguments
+from duplexloom.schemas import Reject, RejectError, Seed
+from duplexloom.schemas.annotation import AnnotatedAction, Annotation
+
+QA = {
+    "zh": ("今天下午去机场要多久", "大概四十分钟,路上有点堵。"),
+    "en": ("how long does it take to get to the airport", "About forty minutes, the traffic is heavy."),
+}
+
+
+def qa_seed(i: int, lang: str, family: str | None = None, **kw) -> Seed:
+    u, a = QA[lang]
+    return Seed(
+        id=f"{lang}-{family}-{i}",
+        lang=lang,
+        family=family,
+        turns=[{"role": "user", "text": u}, {"role": "assistant", "text": a}],
+        **kw,
+    )
+
+
+def test_one_result_per_seed_in_order_and_deterministic():
+    seeds = [qa_seed(i, lang, fam) for i in range(3) for lang in ("zh", "en") for fam in FAMILIES]
+    seeds.append(Seed(id="topic-only", lang="en", kind="topic", topic="volcanoes"))
+    a = annotate_batch(seeds, AnnotatorConfig(), run_seed=7)
+    b = annotate_batch(seeds, AnnotatorConfig(), run_seed=7)
+    assert [r.model_dump() for r in a] == [r.model_dump() for r in b]
+    assert len(a) == len(seeds)
+    for seed, res in zip(seeds, a, strict=True):
+        if isinstance(res, Reject):
+            assert res.record_id == seed.id and res.stage == "annotate"
+        else:
+            assert res.seed_id == seed.id and res.family == seed.family
+    codes = {r.record_id: r.code for r in a if isinstance(r, Reject)}
+    assert codes["topic-only"] == "needs_llm"
+    # interpret without a translation is the only other reject
+    assert {c for k, c in codes.items() if k != "topic-only"} == {"needs_llm"}
+    assert all("interpret" in k for k in codes if k != "topic-only")
+
+
+def test_run_seed_changes_draws():
+    seeds = [qa_seed(i, "en", "interrupt") for i in range(20)]
+    a = annotate_batch(seeds, AnnotatorConfig(), run_seed=1)
+    b = annotate_batch(seeds, AnnotatorConfig(), run_seed=2)
+    assert [r.interruptions for r in a] != [r.interruptions for r in b]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_toolcall_patterns_anchored_and_valid(lang):
+    seeds = [qa_seed(i, lang, "toolcall") for i in range(60)]
+    results = annotate_batch(seeds, AnnotatorConfig(), run_seed=3)
+    patterns = set()
+    for res in results:
+        assert isinstance(res, Annotation)
+        requests = [t for t in res.turns if t.actions]
+        assert len(requests) == 1
+        turn = requests[0]
+        check_actions(turn.text, turn.actions)  # raises on a bad anchor or argument
+        for act in turn.actions:
+            validate_arguments(act.name, act.parameters)
+            assert anchor_position(act.anchor, turn.text) >= 0
+        pattern = res.provenance["tool_pattern"]
+        patterns.add(pattern)
+        assert {a.pattern for a in turn.actions} == {pattern}
+        idx = res.turns.index(turn)
+        if pattern == "backchannel_action":
+            assert res.turns[idx - 1].role == "assistant"  # the request is made while it speaks
+        elif pattern == "multi":
+            assert len(turn.actions) == 2 and len({a.name for a in turn.actions}) == 2
+        else:
+            assert len(turn.actions) == 1 and res.turns[idx + 1].role == "assistant"
+    assert patterns == {"single", "multi", "backchannel_action"}
+
+
+def test_tool_request_seed_uses_hint_and_seed_actions():
+    hinted = Seed(
+        id="h", lang="en", kind="tool_request", turns=[{"role": "user", "text": "x y"}], tools=("navigate",)
+    )
+    cfg = AnnotatorConfig(tool_patterns=("single",))
+    (res,) = annotate_batch([hinted], cfg, run_seed=0, family_for=lambda s: "toolcall")
+    assert res.turns[0].actions[0].name == "navigate"
+    text = "please turn the volume up a bit"
+    good = {"name": "increase_system_setting", "parameters": {"setting": "volume"}, "anchor": "volume up"}
+    bad = dict(good, anchor="turn the heat up")
+    seeds = [
+        Seed(
+            id=f"m{i}",
+            lang="en",
+            kind="tool_request",
+            turns=[{"role": "user", "text": text}],
+            meta={"actions": [a]},
+        )
+        for i, a in enumerate([good, bad])
+    ]
+    ok, rej = annotate_batch(seeds, cfg, run_seed=0, family_for=lambda s: "toolcall")
+    assert ok.provenance["actions"] == "seed" and ok.turns[0].actions[0].anchor == "volume up"
+    assert isinstance(rej, Reject) and rej.code == "anchor_not_found"
+
+
+@pytest.mark.parametrize("lang,ack", [("zh", "你说得对"), ("en", "you are right")])
+def test_ambiguous_acknowledgement_both_ways(lang, ack):
+    inter = annotate_batch([qa_seed(i, lang, "interrupt") for i in range(40)], AnnotatorConfig(), run_seed=5)
+    back = annotate_batch([qa_seed(i, lang, "backchannel") for i in range(40)], AnnotatorConfig(), run_seed=5)
+    as_interrupt = [r for r in inter if r.interruptions[0].startswith(ack)]
+    as_backchannel = [r for r in back if ack in r.backchannels]
+    assert as_interrupt and len(as_interrupt) < 40  # seeded choice: some but not all
+    assert as_backchannel and len(as_backchannel) < 40
+    for r in as_interrupt:
+        assert len(r.interruptions[0]) > len(ack) + 2  # "you are right, but ..." carries a new thought
+        assert ack not in r.backchannels  # never both meanings in one seed
+    for r in inter + back:
+        assert r.fillers and r.backchannels and r.interruptions
+
+
+def test_interpret_with_translation_and_marker_guard():
+    ok = qa_seed(0, "zh", "interpret", meta={"translation": "How long to the airport this afternoon?"})
+    bad = qa_seed(1, "zh", "interpret", meta={"translation": "to the airport <|toolcall_begin|>"})
+    r_ok, r_bad = annotate_batch([ok, bad], AnnotatorConfig(), run_seed=0)
+    assert r_ok.turns[0].translation.startswith("How long") and r_ok.provenance["translation"] == "seed"
+    assert isinstance(r_bad, Reject) and r_bad.code == "marker_in_text"
+
+
+def test_think_offline_is_honest():
+    (res,) = annotate_batch([qa_seed(0, "en", "think")], AnnotatorConfig(), run_seed=0)
+    assert res.cognition == () and res.chains == ()
+    assert omitted_fields(res) == ["chains", "cognition"]
+
+
+def test_unknown_family_is_a_reject():
+    (res,) = annotate_batch([qa_seed(0, "en")], AnnotatorConfig(), run_seed=0, family_for=lambda s: "karaoke")
+    assert isinstance(res, Reject) and res.code == "unknown_family"
+
+
+def test_check_actions_order_and_unknown_tool():
+    text = "open the sunroof and then call mom"
+    a1 = AnnotatedAction(
+        name="open_car_setting", parameters={"setting": "sunroof"}, anchor="open the sunroof"
+    )
+    a2 = AnnotatedAction(name="make_call", parameters={"contact": "mom"}, anchor="call mom")
+    check_actions(text, [a1, a2])
+    with pytest.raises(RejectError) as e:
+        check_actions(text, [a2, a1])
+    assert e.value.code == "anchor_order"
+    with pytest.raises(RejectError) as e:
+        check_actions(text, [AnnotatedAction(name="teleport", anchor="call mom")])
+    assert e.value.code == "unknown_tool"
+
+
+def test_near_duplicate_index_blocks_and_finds():
+    base = "the quick brown fox jumps over the lazy dog near the river bank at dawn"
+    idx = NearDupIndex(90)
+    for i in range(200):
+        idx.add(f"u{i}", f"unrelated sentence number {i} about topic {i * 7} and other things {i * 13}")
+    idx.add("orig", base)
+    before = idx.comparisons
+    hit = idx.match(base.replace("dawn", "dusk"))
+    assert hit is not None and hit[0] == "orig" and hit[1] > 90
+    assert idx.comparisons - before < 50  # blocking: far fewer than the 201 pairwise comparisons
+    assert idx.match("a completely different text about cooking pasta with garlic") is None
+    assert too_similar("你好,今天天气很好", "你好!今天天气很好。") is not None
