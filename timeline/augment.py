@@ -1,0 +1,214 @@
+"""Turn-taking augmentation helpers (SPEC sections 8, 12): pure functions over text and utterances.
+
+- word units and anchor lookup (``find_units``, ``anchor_end_samples``): an anchor is matched on
+  normalized units (lower case, no punctuation; one unit per CJK character) and resolves to the end
+  of its last word on the utterance's clock;
+- ``split_at_clause``: where a user turn is split for a hesitation pause;
+- ``interrupt_anchor``: the semantic interrupt anchor of a barge-in text (after an acknowledgement
+  prefix like "you are right, but ..." the intent is clear only at the first word after it);
+- ``cut_utterance`` / ``cut_audio``: an interrupted assistant keeps the words whose audio started
+  before the stop, and its audio fades out at the stop.
+
+Input: texts, :class:`~duplexloom.schemas.Utterance` records (integer samples), numpy audio.
+Reject code: ``anchor_not_aligned`` (the anchor words are not in the aligned utterance).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from duplexloom.schemas import RejectError, TimedSpan, Utterance
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_EN_UNIT = re.compile(r"[A-Za-z0-9\u00c0-\u024f]+(?:['\u2019\-][A-Za-z0-9\u00c0-\u024f]+)*")
+_ZH_UNIT = re.compile(rf"[{_CJK}]|[A-Za-z0-9]+(?:['\u2019][A-Za-z]+)*")
+_CLAUSE_PUNCT = re.compile(r"[,，、;；:：.。!！?？\u2014]")
+
+# Short acknowledgements. The first of each list is the ambiguous one of SPEC section 8: used as a
+# backchannel in one sample and as the start of an interruption in another.
+ACK_PHRASES: dict[str, tuple[str, ...]] = {
+    "en": ("you are right", "mm-hmm", "yeah", "I see", "right", "okay"),
+    "zh": ("你说得对", "嗯嗯", "对", "是的", "没错", "好的"),
+}
+FILLERS: dict[str, tuple[str, ...]] = {
+    "en": ("um", "uh", "well", "hmm", "let me think"),
+    "zh": ("嗯", "呃", "那个", "就是", "我想想"),
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A normalized word unit and its ``[start_char, end_char)`` span in the source text."""
+
+    norm: str
+    start_char: int
+    end_char: int
+
+
+def units(text: str, lang: str) -> list[Unit]:
+    """Word units of ``text``: English words, or single CJK characters / Latin runs for Chinese."""
+    pattern = _ZH_UNIT if lang == "zh" else _EN_UNIT
+    return [
+        Unit(m.group(0).lower().replace("\u2019", "'"), m.start(), m.end()) for m in pattern.finditer(text)
+    ]
+
+
+def norm_units(text: str, lang: str) -> list[str]:
+    return [u.norm for u in units(text, lang)]
+
+
+def join_units(words: list[str], lang: str) -> str:
+    return "".join(words) if lang == "zh" else " ".join(words)
+
+
+def find_units(haystack: list[str], needle: list[str]) -> int | None:
+    """Index of the first occurrence of ``needle`` as a contiguous run in ``haystack``."""
+    if not needle:
+        return None
+    n = len(needle)
+    for i in range(len(haystack) - n + 1):
+        if haystack[i : i + n] == needle:
+            return i
+    return None
+
+
+def _timed_units(utt: Utterance) -> list[tuple[str, int]]:
+    """(normalized unit, end sample) for every unit of the utterance's words.
+
+    For Chinese a word may hold several characters; each character gets the word's end (character
+    times are used instead when the aligner gave them).
+    """
+    spans: tuple[TimedSpan, ...] = utt.chars if (utt.lang == "zh" and utt.chars) else utt.words
+    out: list[tuple[str, int]] = []
+    for w in spans:
+        for u in norm_units(w.text, utt.lang):
+            out.append((u, w.end_samples))
+    return out
+
+
+def anchor_end_samples(utt: Utterance, anchor: str) -> int:
+    """End of the anchor's last word on the utterance's clock (SPEC section 4)."""
+    timed = _timed_units(utt)
+    needle = norm_units(anchor, utt.lang)
+    i = find_units([u for u, _ in timed], needle)
+    if i is None:
+        raise RejectError(
+            "anchor_not_aligned",
+            f"anchor {anchor!r} not found in the aligned words of {utt.id} ({utt.text!r})",
+        )
+    return timed[i + len(needle) - 1][1]
+
+
+def anchor_in_text(text: str, anchor: str, lang: str) -> tuple[int, int] | None:
+    """Unit index span ``[i, j)`` of ``anchor`` inside ``text``, or ``None``."""
+    needle = norm_units(anchor, lang)
+    i = find_units(norm_units(text, lang), needle)
+    return None if i is None else (i, i + len(needle))
+
+
+def split_candidates(text: str, lang: str, forbidden: list[tuple[int, int]] = ()) -> list[int]:
+    """Unit indices ``k`` where ``text`` may be split (piece 1 = units ``[:k]``).
+
+    Clause boundaries (punctuation between two units) first; without any, every unit boundary in
+    the middle third of the turn. A split never falls strictly inside a ``forbidden`` unit span (a
+    tool-call anchor must stay within one piece).
+    """
+    us = units(text, lang)
+    if len(us) < 2:
+        return []
+
+    def ok(k: int) -> bool:
+        return all(not (i < k < j) for i, j in forbidden)
+
+    clause = [
+        k for k in range(1, len(us)) if _CLAUSE_PUNCT.search(text[us[k - 1].end_char : us[k].start_char])
+    ]
+    clause = [k for k in clause if ok(k)]
+    if clause:
+        return clause
+    lo, hi = max(1, len(us) // 3), max(1, (2 * len(us)) // 3)
+    return [k for k in range(lo, hi + 1) if k < len(us) and ok(k)]
+
+
+def split_text(text: str, lang: str, k: int) -> tuple[str, str]:
+    """Split ``text`` before unit ``k``: the first piece keeps its clause punctuation."""
+    us = units(text, lang)
+    cut = us[k].start_char
+    return text[:cut].rstrip(), text[cut:].lstrip()
+
+
+def interrupt_anchor(text: str, lang: str) -> str:
+    """The words of a barge-in at which it is clearly an interruption.
+
+    After a leading acknowledgement ("you are right, but ..."), the first word after it; otherwise
+    the first two units (an interruption is a new thought from its first words).
+    """
+    us = norm_units(text, lang)
+    for ack in sorted(ACK_PHRASES[lang], key=lambda a: -len(norm_units(a, lang))):
+        a = norm_units(ack, lang)
+        if len(us) > len(a) and us[: len(a)] == a:
+            return join_units(us[: len(a) + 1], lang)
+    return join_units(us[: min(2, len(us))], lang)
+
+
+def starts_with_ack(text: str, lang: str) -> bool:
+    us = norm_units(text, lang)
+    return any(us[: len(norm_units(a, lang))] == norm_units(a, lang) for a in ACK_PHRASES[lang])
+
+
+def shift_utterance(utt: Utterance, offset_samples: int, audio_len: int) -> Utterance:
+    """Move an utterance-local record onto the session clock at ``offset_samples``."""
+
+    def sh(spans: tuple[TimedSpan, ...]) -> tuple[TimedSpan, ...]:
+        return tuple(
+            s.model_copy(
+                update={
+                    "start_samples": s.start_samples + offset_samples,
+                    "end_samples": s.end_samples + offset_samples,
+                }
+            )
+            for s in spans
+        )
+
+    return utt.model_copy(
+        update={
+            "words": sh(utt.words),
+            "chars": sh(utt.chars),
+            "audio_start_samples": offset_samples,
+            "audio_end_samples": offset_samples + audio_len,
+        }
+    )
+
+
+def cut_utterance(utt: Utterance, cut_samples: int) -> Utterance:
+    """Keep the words whose audio started before ``cut_samples`` (session clock; SPEC section 6)."""
+
+    def keep(spans: tuple[TimedSpan, ...]) -> tuple[TimedSpan, ...]:
+        return tuple(
+            s.model_copy(update={"end_samples": min(s.end_samples, cut_samples)})
+            for s in spans
+            if s.start_samples < cut_samples
+        )
+
+    words = keep(utt.words)
+    return utt.model_copy(
+        update={
+            "words": words,
+            "chars": keep(utt.chars),
+            "text": join_units([w.text for w in words], utt.lang),
+            "audio_end_samples": min(utt.audio_end_samples, cut_samples),
+            "cut_samples": cut_samples,
+        }
+    )
+
+
+def cut_audio(audio: np.ndarray, keep_samples: int, fade_samples: int) -> np.ndarray:
+    """The first ``keep_samples`` of ``audio`` with a linear fade over its last ``fade_samples``."""
+    out = np.array(audio[:keep_samples], dtype=np.float32, copy=True)
+    n = min(fade_samples, out.shape[0])
+    if n > 0:
+        out[-n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
+    return out
