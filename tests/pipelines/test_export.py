@@ -94,7 +94,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict:
     zh = _sample("sesszh", "zh", cut_s=None)
     bad = _sample("sessbad", "en", cut_s=None, overrun=True)
     (root / "000000.tar").write_bytes(shard_tar_bytes([en[:2], zh[:2]]))
-    (root / "000001.tar").write_bytes(shard_tar_bytes([bad[:2]]))
+    missing = _sample("sessmissing", "en", cut_s=None)[1]
+    missing = {k: v for k, v in missing.items() if k != "trace.txt"}
+    (root / "000001.tar").write_bytes(shard_tar_bytes([bad[:2], ("sessmissing", missing)]))
     return {"root": root, "good": str(root / "000000.tar"), "all": str(root / "*.tar"),
             "src": {en[0]: en[2], zh[0]: zh[2]}}  # fmt: skip
 
@@ -106,9 +108,12 @@ def _dominant_hz(x: np.ndarray, sr: int) -> float:
 
 def test_moshi_export_reads_back(shards: dict, tmp_path: Path) -> None:
     summary = run_export("moshi", [shards["all"]], tmp_path)
-    assert (summary.samples, summary.rejects) == (2, 1)
+    assert (summary.samples, summary.rejects) == (2, 2)  # every sample exported or rejected
     rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["record_id"], r["code"]) for r in rejects] == [("sessbad", "word_outside_audio")]
+    assert [(r["record_id"], r["code"], r["stage"]) for r in rejects] == [
+        ("sessbad", "word_outside_audio", "export"),
+        ("sessmissing", "bad_sample", "export"),
+    ]
 
     items = {p.path.stem: p for p in read_moshi_manifest(tmp_path / "manifest.jsonl")}
     assert sorted(items) == ["sessen", "sesszh"]
