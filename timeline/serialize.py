@@ -31,7 +31,7 @@ from duplexloom.schemas.tokens import (
 from .actions import render_action
 from .asr import asr_actions
 from .clock import ChunkGrid
-from .fifo import schedule
+from .fifo import join_pieces, schedule
 from .ta4 import anchor_schedule
 from .tokenizer import Tokenizer
 from .validate import check_timeline
@@ -72,17 +72,16 @@ def serialize(
     ]
     per_chunk = schedule(rendered, tokenizer, grid, n, budget=budget)
     heard = user_words_by_chunk(timeline, grid)
-    additive = bool(getattr(tokenizer, "additive", False))
     out = []
     for c, pieces in enumerate(per_chunk):
-        text = "".join(p.text for p in pieces)
+        text = join_pieces(pieces)
         out.append(
             ChunkRecord(
                 chunk=c,
                 user_words=tuple(heard.get(c, ())),
                 anchor=anchors[c] if c < n else VAD_SILENCE,
                 action_text=text,
-                action_tokens=sum(p.tokens for p in pieces) if additive else tokenizer.count(text),
+                action_tokens=tokenizer.count(text) if text else 0,
                 pieces=tuple(pieces),
             )
         )

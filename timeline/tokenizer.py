@@ -36,7 +36,9 @@ WORD_PIECE_CHARS = 4
 HASH_BUCKETS = 32_768
 
 # CJK ideographs, kana, hangul, CJK symbols/punctuation and full-width forms: one token per char.
-_CJK = "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
+CJK_CLASS = _CJK = (
+    "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
+)
 _RESERVED_ALT = "|".join(re.escape(t) for t in sorted(ALL_RESERVED, key=len, reverse=True))
 # Groups: 1 reserved, 2 CJK char, 3 word run (4 its leading whitespace), 5 other char, 6 whitespace.
 _PIECE_RE = re.compile(

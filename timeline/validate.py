@@ -27,6 +27,7 @@ from duplexloom.schemas.tokens import TOOLCALL_BEGIN, TOOLCALL_END, VAD_SILENCE,
 from .actions import render_action
 from .asr import asr_actions
 from .clock import ChunkGrid
+from .fifo import join_pieces
 from .ta4 import anchor_schedule
 from .tokenizer import Tokenizer
 
@@ -64,6 +65,18 @@ def check_timeline(timeline: Timeline) -> None:
         if u.id in seen:
             raise RejectError("duplicate_id", f"{path}.id: {u.id!r} is used twice")
         seen.add(u.id)
+        # Words first: an utterance's text and audio span default to its words' in the input.
+        for j, w in enumerate(u.words):
+            wpath = f"{path}.words[{j}]"
+            if not w.text:
+                raise RejectError("invalid_word", f"{wpath}.text: empty word")
+            _markers(w.text, f"{wpath}.text")
+            if w.end_samples > dur:
+                raise RejectError(
+                    "time_out_of_session",
+                    f"{wpath}.end_s: {w.text!r} ends at {_s(w.end_samples, sr)}, after the session end {_s(dur, sr)}",
+                )
+            words_by_speaker.setdefault(u.speaker, []).append((w.start_samples, w.end_samples, wpath))
         _markers(u.text, f"{path}.text")
         for name in ("audio_start_samples", "audio_end_samples"):
             t = getattr(u, name)
@@ -78,17 +91,6 @@ def check_timeline(timeline: Timeline) -> None:
             raise RejectError(
                 "time_out_of_session", f"{path}.cut_s: {_s(u.cut_samples, sr)} is after the session end"
             )
-        for j, w in enumerate(u.words):
-            wpath = f"{path}.words[{j}]"
-            if not w.text:
-                raise RejectError("invalid_word", f"{wpath}.text: empty word")
-            _markers(w.text, f"{wpath}.text")
-            if w.end_samples > dur:
-                raise RejectError(
-                    "time_out_of_session",
-                    f"{wpath}.end_s: {w.text!r} ends at {_s(w.end_samples, sr)}, after the session end {_s(dur, sr)}",
-                )
-            words_by_speaker.setdefault(u.speaker, []).append((w.start_samples, w.end_samples, wpath))
     for speaker, words in words_by_speaker.items():
         words.sort()
         for (_s0, e0, p0), (s1, _e1, p1) in zip(words, words[1:], strict=False):
@@ -180,7 +182,7 @@ def check_chunks(
             bad(i, "over_budget", f"{count} tokens > budget {budget}: {ch.action_text!r}")
         if count != ch.action_tokens:
             bad(i, "token_count_mismatch", f"record says {ch.action_tokens} tokens, tokenizer counts {count}")
-        joined = "".join(p.text for p in ch.pieces)
+        joined = join_pieces(ch.pieces)
         if joined != ch.action_text:
             bad(i, "pieces_mismatch", f"pieces give {joined!r}, action_text is {ch.action_text!r}")
         for w in ch.user_words:
