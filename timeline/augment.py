@@ -159,6 +159,17 @@ def starts_with_ack(text: str, lang: str) -> bool:
     return any(us[: len(norm_units(a, lang))] == norm_units(a, lang) for a in ACK_PHRASES[lang])
 
 
+def speech_start(utt: Utterance) -> int:
+    """First sample of speech: the first word's start (clips may open with silence)."""
+    return utt.words[0].start_samples if utt.words else utt.audio_start_samples
+
+
+def speech_end(utt: Utterance) -> int:
+    """End of speech: the last word's end (clips may close with silence), capped by a cut."""
+    end = utt.words[-1].end_samples if utt.words else utt.audio_end_samples
+    return min(end, utt.audio_end_samples) if utt.audio_end_samples > utt.audio_start_samples else end
+
+
 def shift_utterance(utt: Utterance, offset_samples: int, audio_len: int) -> Utterance:
     """Move an utterance-local record onto the session clock at ``offset_samples``."""
 

@@ -519,10 +519,12 @@ def build_session(
     actions: list[ActionObject] = []
     floor_end = 0
 
-    def put(uid: str, start: int) -> Utterance:
+    def put(uid: str, onset: int) -> Utterance:
+        """Place clip ``uid`` so that its first word starts at ``onset`` (leading silence before it)."""
         pu = plan.utterance(uid)
         clip = clips[uid]
         a = np.asarray(clip.audio, dtype=np.float32)
+        start = max(0, onset - aug.speech_start(clip.utterance))
         utt = aug.shift_utterance(clip.utterance, start, int(a.shape[0])).model_copy(
             update={
                 "id": uid,
@@ -548,11 +550,12 @@ def build_session(
             if host is None:
                 raise ValueError(f"placement {p.utterance_id}: host {p.host_id} not placed before it")
             utt = _place_overlay(p, host, plan, clips, config, put, audio, placed, params)
-        floor_end = max(floor_end, utt.audio_end_samples)
+        # Gaps run from the end of speech, not of the clip: TTS clips carry trailing silence.
+        floor_end = max(floor_end, aug.speech_end(utt))
         if p.label == "response":
-            actions.append(_label(p, "response", utt.audio_end_samples, utt.id))
+            actions.append(_label(p, "response", aug.speech_end(utt), utt.id))
         elif p.label == "backchannel":
-            actions.append(_label(p, "backchannel", utt.audio_end_samples, utt.id))
+            actions.append(_label(p, "backchannel", aug.speech_end(utt), utt.id))
         elif p.label == "interrupt":
             anchor_t = aug.anchor_end_samples(utt, p.anchor or "")
             actions.append(_label(p, "interrupt", anchor_t, utt.id, anchor=p.anchor))
@@ -615,7 +618,7 @@ def _label(p: Placement, name: str, t: int, uid: str, anchor: str | None = None)
 
 def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> Utterance:
     """Place a barge-in, backchannel or request over the assistant utterance ``host``."""
-    h_start, h_end = host.audio_start_samples, host.audio_end_samples
+    h_start, h_end = aug.speech_start(host), aug.speech_end(host)
     if p.mode == "backchannel":
         n = len(host.words)
         if n == 0:
@@ -653,6 +656,6 @@ def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> 
     cut = onset + stop_delay
     placed[host.id] = aug.cut_utterance(host, cut)
     audio[host.id] = aug.cut_audio(
-        audio[host.id], cut - h_start, int(config.fade_ms * config.sample_rate / 1000)
+        audio[host.id], cut - host.audio_start_samples, int(config.fade_ms * config.sample_rate / 1000)
     )
     return put(p.utterance_id, onset)

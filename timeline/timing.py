@@ -78,24 +78,24 @@ def _assistant(tl: Timeline) -> list[Utterance]:
 def _turn_start(tl: Timeline, user_utt: Utterance) -> int:
     """First sample of the user turn the utterance belongs to (its first pause piece)."""
     pieces = [
-        u.audio_start_samples
+        aug.speech_start(u)
         for u in tl.utterances
         if u.speaker == "user" and u.kind in ("turn", "filler") and u.turn_index == user_utt.turn_index
     ]
-    return min(pieces, default=user_utt.audio_start_samples)
+    return min(pieces, default=aug.speech_start(user_utt))
 
 
 def _host_at(tl: Timeline, t: int) -> Utterance | None:
     """The assistant utterance whose audio holds sample ``t``."""
     for a in _assistant(tl):
-        if a.audio_start_samples <= t < a.audio_end_samples:
+        if aug.speech_start(a) <= t < aug.speech_end(a):
             return a
     return None
 
 
 def _cut_host(tl: Timeline, onset: int) -> Utterance | None:
     for a in _assistant(tl):
-        if a.cut_samples is not None and a.audio_start_samples <= onset <= a.cut_samples:
+        if a.cut_samples is not None and aug.speech_start(a) <= onset <= a.cut_samples:
             return a
     return None
 
@@ -133,7 +133,7 @@ def check_timing(
                 continue
             start = _turn_start(timeline, u)
             for a in _assistant(timeline):
-                if start <= a.audio_start_samples < act.offset_samples - s(RESPONSE_EARLY_S):
+                if start <= aug.speech_start(a) < act.offset_samples - s(RESPONSE_EARLY_S):
                     out.append(
                         Violation(
                             code="early_response",
@@ -146,7 +146,7 @@ def check_timing(
             if u is None:
                 out.append(Violation(code="interrupt_no_stop", detail="no barge-in utterance", target=act.id))
                 continue
-            onset = u.audio_start_samples
+            onset = aug.speech_start(u)
             host = _cut_host(timeline, onset)
             if host is None or host.cut_samples is None:
                 out.append(
@@ -177,7 +177,7 @@ def check_timing(
             if u is None:
                 continue
             lo, hi = BACKCHANNEL_WINDOW_S
-            if not (u.audio_start_samples + s(lo) <= act.offset_samples <= u.audio_end_samples + s(hi)):
+            if not (aug.speech_start(u) + s(lo) <= act.offset_samples <= aug.speech_end(u) + s(hi)):
                 out.append(
                     Violation(
                         code="backchannel_window",
@@ -185,7 +185,7 @@ def check_timing(
                         target=act.id,
                     )
                 )
-            host = _host_at(timeline, u.audio_start_samples)
+            host = _host_at(timeline, aug.speech_start(u))
             if host is None or host.cut_samples is not None:
                 out.append(
                     Violation(
@@ -221,22 +221,23 @@ def timing_stats(timeline: Timeline) -> dict[str, list[float]]:
     sr = timeline.sample_rate
     utts = _by_id(timeline)
     out: dict[str, list[float]] = {k: [] for k in STATS}
-    asst = sorted(_assistant(timeline), key=lambda a: a.audio_start_samples)
+    asst = sorted(_assistant(timeline), key=aug.speech_start)
     for act in timeline.actions:
         u = utts.get(act.anchor_utterance_id or "")
         if u is None:
             continue
         if act.name == "response":
-            nxt = [a for a in asst if a.audio_start_samples >= _turn_start(timeline, u)]
+            nxt = [a for a in asst if aug.speech_start(a) >= _turn_start(timeline, u)]
             if nxt:
-                out["response_gap_s"].append((nxt[0].audio_start_samples - act.offset_samples) / sr)
+                out["response_gap_s"].append((aug.speech_start(nxt[0]) - act.offset_samples) / sr)
         elif act.name == "interrupt":
-            host = _cut_host(timeline, u.audio_start_samples)
+            onset = aug.speech_start(u)
+            host = _cut_host(timeline, onset)
             if host is not None and host.cut_samples is not None:
-                out["stop_delay_s"].append((host.cut_samples - u.audio_start_samples) / sr)
+                out["stop_delay_s"].append((host.cut_samples - onset) / sr)
                 out["interrupt_stop_after_anchor_s"].append((host.cut_samples - act.offset_samples) / sr)
         elif act.name == "backchannel":
-            out["backchannel_label_delay_s"].append((act.offset_samples - u.audio_start_samples) / sr)
+            out["backchannel_label_delay_s"].append((act.offset_samples - aug.speech_start(u)) / sr)
         elif act.is_tool_call and act.anchor:
             try:
                 out["tool_trigger_delay_s"].append(
