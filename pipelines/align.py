@@ -1,0 +1,120 @@
+"""Stage ``align``: CTC force-alignment of every synthesized utterance, a ``ModelHandler`` under
+RunInference (the acoustic model is loaded once per worker and fed batches).
+
+Input: :class:`~.tts.Spoken`. Output: :class:`Aligned` — the item, its audio at the session rate
+and the word/char spans (``duplexloom.aligners`` ``Alignment``), or the utterance's reject (a TTS
+reject passes through untouched). ``aligner.enabled: false`` trusts the TTS engine's native word
+starts instead (each word ends where the next starts; debugging only).
+Reject codes: the aligner's (``align_failed``, ``align_low_confidence``, ``align_text_too_long``...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from duplexloom.pipelines.plan import SpeakItem
+from duplexloom.pipelines.routing import call_routed
+from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.tts import Spoken
+from duplexloom.schemas import Reject, RejectError, TimedSpan
+
+STAGE = "align"
+log = logging.getLogger("duplexloom.pipelines")
+
+
+@dataclass(frozen=True)
+class Aligned:
+    item: SpeakItem
+    audio: np.ndarray | None = None
+    sample_rate: int = 0
+    words: tuple[TimedSpan, ...] = ()
+    chars: tuple[TimedSpan, ...] = ()
+    confidence: float | None = None
+    reject: Reject | None = None
+
+
+def native_words(result) -> tuple[TimedSpan, ...]:
+    starts = result.word_starts_samples
+    if not starts:
+        raise RejectError("align_failed", "aligner disabled and the TTS engine reported no word times")
+    n = result.duration_samples
+    ends = [s for _, s in starts[1:]] + [n]
+    return tuple(
+        TimedSpan(text=w, start_samples=min(s, n), end_samples=max(min(e, n), min(s, n)))
+        for (w, s), e in zip(starts, ends, strict=True)
+    )
+
+
+class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
+    def __init__(
+        self, backend: str, options: dict, batch_size: int, enabled: bool = True, policy: str = "reject"
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.options = dict(options)
+        self.batch_size = batch_size
+        self.enabled = enabled
+        self.policy = policy
+
+    def load_model(self):
+        if not self.enabled:
+            return None
+        from duplexloom.aligners import get_aligner
+
+        log.info("[align] loading aligner %r", self.backend)
+        return get_aligner(self.backend, **self.options)
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def run_inference(
+        self, batch: Sequence[Spoken], model, inference_args=None
+    ) -> Iterable[PredictionResult]:
+        out: list[Aligned] = []
+        with timed(STAGE, len(batch)):
+            for sp in batch:
+                if sp.reject is not None:
+                    out.append(Aligned(sp.item, reject=sp.reject))
+                    continue
+                r = sp.result
+                if model is None:
+                    words, rej = call_routed(STAGE, sp.item.session_id, native_words, r, policy=self.policy)
+                    out.append(
+                        Aligned(sp.item, reject=rej)
+                        if rej is not None
+                        else Aligned(sp.item, r.audio, r.sample_rate, words, (), None)
+                    )
+                    continue
+                al, rej = call_routed(
+                    STAGE,
+                    sp.item.session_id,
+                    model.align,
+                    r.audio,
+                    r.sample_rate,
+                    sp.item.text,
+                    sp.item.lang,
+                    policy=self.policy,
+                )
+                if rej is not None:
+                    out.append(Aligned(sp.item, reject=rej))
+                else:
+                    out.append(
+                        Aligned(
+                            sp.item,
+                            r.audio,
+                            r.sample_rate,
+                            tuple(al.words),
+                            tuple(al.chars),
+                            float(al.confidence),
+                        )
+                    )
+        return [PredictionResult(example=sp, inference=a) for sp, a in zip(batch, out, strict=True)]
+
+    def get_metrics_namespace(self) -> str:
+        return "align_model"

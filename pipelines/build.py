@@ -1,0 +1,91 @@
+"""Stage ``build``: the session's plan + its aligned clips -> a two-track :class:`BuiltSession`.
+
+Input: per session id, its :class:`~.plan.PlannedSession` and every :class:`~.align.Aligned` clip.
+Output: ``(seed_id, (PlannedSession, BuiltSession))``; rejects ``(shard, Reject)``. One session gives
+at most one reject: when utterances failed in TTS or alignment, the session is rejected with the
+first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
+Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``.
+Reject codes: the TTS and aligner codes, and ``build_session``'s (``missing_clip``,
+``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from duplexloom.pipelines.keys import sample_key, shard_of
+from duplexloom.pipelines.routing import REJECTS, call_routed
+from duplexloom.pipelines.stages import timed
+from duplexloom.schemas import Utterance
+
+STAGE = "build"
+
+
+def make_clips(ps, aligned: list) -> dict:
+    from duplexloom.timeline.merge import Clip
+
+    clips = {}
+    for a in aligned:
+        pu = ps.plan.utterance(a.item.utterance_id)
+        utt = Utterance(
+            id=pu.id,
+            speaker=pu.speaker,
+            speaker_id=a.item.speaker.id,
+            lang=pu.lang,
+            text=pu.text,
+            kind=pu.kind,
+            turn_index=pu.turn_index,
+            words=a.words,
+            chars=a.chars,
+            audio_start_samples=0,
+            audio_end_samples=int(a.audio.shape[0]),
+            align_confidence=a.confidence,
+        )
+        clips[pu.id] = Clip(utterance=utt, audio=a.audio)
+    return clips
+
+
+def build_one(ps, aligned: list, tcfg, run_seed: int):
+    from duplexloom.timeline.merge import build_session
+
+    return build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+
+
+class BuildSession(beam.DoFn):
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self.tcfg = self.cfg.timeline_config()
+
+    def process(self, kv):
+        seed_id, grouped = kv
+        sessions = list(grouped["sessions"])
+        if len(sessions) != 1:
+            raise RuntimeError(f"session {seed_id}: expected one plan, got {len(sessions)}")
+        ps = sessions[0]
+        aligned = sorted(grouped["clips"], key=lambda a: a.item.utterance_id)
+        shard = shard_of(sample_key(seed_id), self.cfg.shards.num_shards)
+        failed = [a.reject for a in aligned if a.reject is not None]
+        if failed:
+            first = failed[0]
+            extra = {**first.extra, "failed_utterances": len(failed)}
+            yield beam.pvalue.TaggedOutput(
+                REJECTS, (shard, first.model_copy(update={"record_id": seed_id, "extra": extra}))
+            )
+            return
+        with timed(STAGE):
+            built, rej = call_routed(
+                STAGE,
+                seed_id,
+                build_one,
+                ps,
+                aligned,
+                self.tcfg,
+                self.cfg.run_seed,
+                policy=self.cfg.on_internal_error,
+            )
+        if rej is not None:
+            yield beam.pvalue.TaggedOutput(REJECTS, (shard, rej))
+            return
+        yield (seed_id, (ps, built))

@@ -1,0 +1,225 @@
+"""The run's one config tree: ``RunConfig`` (frozen pydantic, ``extra="forbid"``), YAML + ``--set``.
+
+Input: the embedded defaults (``pipelines/defaults/run.yaml``), optionally a user YAML file merged
+over them, then ``--set a.b=c`` overrides (values parsed as YAML scalars, so ``--set
+shards.num_shards=4`` is an int and ``--set serializer.layouts=[ta4,lws]`` a list).
+Output: a validated :class:`RunConfig`; unknown keys anywhere are clear errors
+(:class:`ConfigError`, naming the dotted path). The sub-configs owned by other packages
+(``annotator`` -> ``duplexloom.annotators.config.AnnotatorConfig``, ``timeline`` ->
+``duplexloom.timeline.config.TimelineConfig``, ``tts.options`` -> the TTS backend's own config
+model, ``aligner.options`` -> the aligner's) are validated by those models when the config is
+loaded, so a typo there fails before the job starts, not on a worker.
+No reject codes (a bad config is the user's error, raised before anything runs).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """The config file or an override is wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputConfig(_Section):
+    # Paths or glob patterns (any FileSystems scheme). None = the bundled sample seeds.
+    seeds: tuple[str, ...] | None = None
+
+
+class OutputConfig(_Section):
+    dir: str = "out/run"
+    # Local directory for the content-addressed caches (TTS audio, alignments, LLM answers).
+    # None = "<dir>/cache" for local outputs; remote outputs need an explicit local/worker path.
+    cache_dir: str | None = None
+
+
+class ShardsConfig(_Section):
+    num_shards: int = Field(default=8, ge=1, le=1_000_000)
+    # Resume: skip shards already written whole by an earlier run of the same config and seeds.
+    resume: bool = True
+
+
+class TTSStageConfig(_Section):
+    backend: str = "espeak"
+    options: dict[str, Any] = Field(default_factory=dict)  # the backend's own config model
+    speaker_library: str | None = None  # manifest JSON; None = the embedded espeak library
+    batch_size: int = Field(default=16, ge=1)
+    cache: bool = True
+
+
+class AlignerStageConfig(_Section):
+    backend: str = "tiny"
+    options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(default=16, ge=1)
+    enabled: bool = True  # False: trust the TTS engine's native word times (debugging only)
+
+
+class SerializerConfig(_Section):
+    tokenizer: str | None = None  # tokenizer.json path; None = the builtin offline tokenizer
+    budget: int = Field(default=10, ge=1)
+    asr_sides: tuple[str, ...] = ("user",)
+    lag_chunks: int = Field(default=2, ge=0)
+    layouts: tuple[str, ...] = ("ta4",)
+
+
+class RunConfig(_Section):
+    """Everything a run depends on. ``config_digest`` of it (minus output paths) keys resume."""
+
+    run_seed: int = 0
+    input: InputConfig = InputConfig()
+    output: OutputConfig = OutputConfig()
+    shards: ShardsConfig = ShardsConfig()
+    annotator: dict[str, Any] = Field(default_factory=dict)  # AnnotatorConfig
+    # TimelineConfig: merge/augmentation knobs and the family mix (``timeline.family_mix``; a
+    # seed's own ``family`` wins over the draw).
+    timeline: dict[str, Any] = Field(default_factory=dict)
+    tts: TTSStageConfig = TTSStageConfig()
+    aligner: AlignerStageConfig = AlignerStageConfig()
+    serializer: SerializerConfig = SerializerConfig()
+    annotate_batch_size: int = Field(default=8, ge=1)
+    # Policy for exceptions that are not RejectError (bugs or broken backends): "reject" turns each
+    # into an ``internal_error`` reject with the traceback (counted and printed loudly at the end);
+    # "fail" re-raises and stops the job.
+    on_internal_error: str = Field(default="reject", pattern="^(reject|fail)$")
+    progress: bool = True
+    qa_report: bool = True
+
+    def cache_dir(self) -> str:
+        if self.output.cache_dir:
+            return self.output.cache_dir
+        return self.output.dir.rstrip("/") + "/cache"
+
+    def annotator_config(self) -> Any:
+        from duplexloom.annotators.config import AnnotatorConfig
+
+        return AnnotatorConfig(**self.annotator)
+
+    def timeline_config(self) -> Any:
+        from duplexloom.timeline.config import TimelineConfig
+
+        return TimelineConfig(**self.timeline)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def default_tree() -> dict[str, Any]:
+    text = resources.files("duplexloom.pipelines").joinpath("defaults/run.yaml").read_text("utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str = "") -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v, f"{where}{k}.")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_set(expr: str) -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], yaml-scalar(c))."""
+    if "=" not in expr:
+        raise ConfigError(f"--set {expr!r}: expected KEY=VALUE, e.g. shards.num_shards=4")
+    key, _, raw = expr.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set {expr!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {expr!r}: value is not valid YAML: {e}") from e
+    return path, value
+
+
+def apply_set(tree: dict[str, Any], expr: str) -> dict[str, Any]:
+    path, value = parse_set(expr)
+    out = copy.deepcopy(tree)
+    node = out
+    for i, part in enumerate(path[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {expr!r}: {'.'.join(path[: i + 1])} is not a section")
+        node = nxt
+    node[path[-1]] = value
+    return out
+
+
+def _validate_subconfigs(cfg: RunConfig) -> None:
+    """Build the sub-configs owned by other packages so their unknown keys fail here."""
+    from duplexloom.pipelines.stages import validate_stage_configs
+
+    validate_stage_configs(cfg)
+
+
+def build_config(tree: dict[str, Any], *, check_stages: bool = True) -> RunConfig:
+    try:
+        cfg = RunConfig.model_validate(tree)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {loc}: {msg}")
+        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+    if check_stages:
+        try:
+            _validate_subconfigs(cfg)
+        except ValidationError as e:
+            raise ConfigError(f"invalid config: {e}") from None
+        except (TypeError, KeyError) as e:
+            raise ConfigError(f"invalid config: {e}") from None
+    return cfg
+
+
+def load_config(
+    path: str | None = None, sets: list[str] | tuple[str, ...] = (), *, check_stages: bool = True
+) -> RunConfig:
+    """Embedded defaults <- YAML file at ``path`` (read through FileSystems) <- ``--set`` overrides."""
+    tree = default_tree()
+    if path:
+        from duplexloom.pipelines.io import read_text
+
+        try:
+            user = yaml.safe_load(read_text(path)) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {path}: not valid YAML: {e}") from e
+        if not isinstance(user, dict):
+            raise ConfigError(f"config {path}: top level must be a mapping")
+        tree = _merge(tree, user)
+    for expr in sets:
+        tree = apply_set(tree, expr)
+    return build_config(tree, check_stages=check_stages)
+
+
+def resolved_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True, allow_unicode=True)
+
+
+def config_digest(cfg: RunConfig) -> str:
+    """sha256 of everything that changes a sample's bytes (not where output goes, not progress).
+
+    Resume keys on it: a shard written under another digest is recomputed.
+    """
+    tree = cfg.model_dump(mode="json")
+    tree.pop("output", None)
+    tree.pop("input", None)  # the per-shard seed digest covers the input itself
+    tree.pop("progress", None)
+    tree.pop("qa_report", None)
+    tree["shards"].pop("resume", None)
+    blob = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

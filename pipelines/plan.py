@@ -1,0 +1,105 @@
+"""Stage ``plan``: annotation -> session plan + the session's two voices.
+
+Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, PlannedSession)`` and one
+:class:`SpeakItem` per utterance the plan needs spoken (the TTS stage's input); rejects
+``(shard, Reject)`` on the ``rejects`` tag.
+Calls ``duplexloom.timeline.merge.plan_session(annotation, TimelineConfig, run_seed, library=...)``
+(family, the seeded speaker pair, texts to speak and every random draw).
+Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+
+from duplexloom.pipelines.keys import sample_key, shard_of
+from duplexloom.pipelines.routing import REJECTS, call_routed
+from duplexloom.pipelines.stages import timed
+from duplexloom.schemas import Speaker
+
+STAGE = "plan"
+SPEAK = "speak"
+
+
+@dataclass(frozen=True)
+class PlannedSession:
+    seed: Any  # Seed
+    annotation: Any  # Annotation
+    plan: Any  # SessionPlan
+    user: Speaker
+    assistant: Speaker
+
+
+@dataclass(frozen=True)
+class SpeakItem:
+    """One utterance to synthesize: the TTS ModelHandler's example."""
+
+    session_id: str
+    utterance_id: str
+    role: str  # "user" | "assistant"
+    lang: str
+    text: str
+    speaker: Speaker
+
+
+def plan_one(seed, annotation, tcfg, run_seed: int, library) -> PlannedSession:
+    from duplexloom.timeline.merge import plan_session
+
+    plan = plan_session(annotation, tcfg, run_seed, library=library)
+    return PlannedSession(
+        seed, annotation, plan, library.by_id(plan.user_speaker_id), library.by_id(plan.assistant_speaker_id)
+    )
+
+
+def speak_items(ps: PlannedSession) -> list[SpeakItem]:
+    out = []
+    for u in ps.plan.utterances_to_speak:
+        role = u.speaker
+        out.append(
+            SpeakItem(
+                session_id=ps.annotation.seed_id,
+                utterance_id=u.id,
+                role=role,
+                lang=u.lang,
+                text=u.text,
+                speaker=ps.user if role == "user" else ps.assistant,
+            )
+        )
+    return out
+
+
+class PlanSession(beam.DoFn):
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        from duplexloom.tts_adapters.speakers import load_library
+
+        self.tcfg = self.cfg.timeline_config()
+        self.library = load_library(self.cfg.tts.speaker_library)
+
+    def process(self, kv):
+        seed_id, (seed, annotation) = kv
+        with timed(STAGE):
+            ps, rej = call_routed(
+                STAGE,
+                seed_id,
+                plan_one,
+                seed,
+                annotation,
+                self.tcfg,
+                self.cfg.run_seed,
+                self.library,
+                policy=self.cfg.on_internal_error,
+            )
+        if rej is not None:
+            yield beam.pvalue.TaggedOutput(
+                REJECTS, (shard_of(sample_key(seed_id), self.cfg.shards.num_shards), rej)
+            )
+            return
+        yield (seed_id, ps)
+        for item in speak_items(ps):
+            yield beam.pvalue.TaggedOutput(SPEAK, item)

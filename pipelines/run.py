@@ -1,0 +1,162 @@
+"""The composition: seeds -> annotate -> plan -> TTS -> align -> build -> serialize -> shards.
+
+Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``GroupSession``,
+``Build``, ``Serialize``, ``GroupShard``, ``WriteShards``, ``WriteOutputs``) so a Dataflow update
+or a reader of the job graph can rely on them. :func:`build_pipeline` wires the transforms on a
+given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
+writes the resolved config beside the output, runs it, and returns the summary.
+Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
+samples, and end in ``rejects.jsonl`` and the shard's resume state.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from duplexloom.pipelines import io
+from duplexloom.pipelines.align import AlignerModelHandler
+from duplexloom.pipelines.annotate import AnnotateBatch
+from duplexloom.pipelines.build import BuildSession
+from duplexloom.pipelines.config import RunConfig, config_digest, resolved_yaml
+from duplexloom.pipelines.encode import EncodeSample
+from duplexloom.pipelines.outputs import write_outputs
+from duplexloom.pipelines.plan import SPEAK, PlanSession
+from duplexloom.pipelines.routing import REJECTS
+from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
+from duplexloom.pipelines.shards import WriteShard
+from duplexloom.pipelines.stages import tts_options
+from duplexloom.pipelines.tts import TTSModelHandler
+
+log = logging.getLogger("duplexloom.pipelines")
+SAMPLES_DIR = Path(__file__).parent / "samples"
+DEFAULT_SEEDS = str(SAMPLES_DIR / "seeds.jsonl")
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def seed_patterns(cfg: RunConfig) -> list[str]:
+    return list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
+
+
+def build_pipeline(
+    p: beam.Pipeline, cfg: RunConfig, *, seed_paths: list[str] | None = None, git_rev: str = "unknown"
+):
+    """Wire the job on ``p``; returns the PCollection holding the one summary dict."""
+    paths = seed_paths if seed_paths is not None else resolve_inputs(seed_patterns(cfg))
+    out_dir = cfg.output.dir
+    digest = config_digest(cfg)
+    n = cfg.shards.num_shards
+    policy = cfg.on_internal_error
+    cache = cfg.cache_dir() if cfg.tts.cache else None
+
+    seeds = p | "Seeds" >> ReadSeeds(
+        paths,
+        num_shards=n,
+        out_dir=out_dir,
+        config_digest=digest,
+        resume=cfg.shards.resume,
+        batch_size=cfg.annotate_batch_size,
+        policy=policy,
+    )
+    ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
+    planned = ann.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
+    tts_cache = io.join(cache, "tts") if cache else None
+    spoken = (
+        planned[SPEAK]
+        | "TTS"
+        >> RunInference(
+            TTSModelHandler(cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy)
+        )
+        | "TTSResult" >> beam.Map(lambda pr: pr.inference)
+    )
+    aligned = (
+        spoken
+        | "Align"
+        >> RunInference(
+            AlignerModelHandler(
+                cfg.aligner.backend, cfg.aligner.options, cfg.aligner.batch_size, cfg.aligner.enabled, policy
+            )
+        )
+        | "AlignResult" >> beam.Map(lambda pr: (pr.inference.item.session_id, pr.inference))
+    )
+    built = (
+        {"sessions": planned.ok, "clips": aligned}
+        | "GroupSession" >> beam.CoGroupByKey()
+        | "Build" >> beam.ParDo(BuildSession(cfg)).with_outputs(REJECTS, main="ok")
+    )
+    encoded = built.ok | "Serialize" >> beam.ParDo(EncodeSample(cfg)).with_outputs(REJECTS, main="ok")
+    rejects = (
+        seeds[REJECTS],
+        ann[REJECTS],
+        planned[REJECTS],
+        built[REJECTS],
+        encoded[REJECTS],
+    ) | "AllRejects" >> beam.Flatten()
+    results = (
+        {
+            "plans": seeds[PLANS] | "KeyPlans" >> beam.Map(lambda pl: (pl.shard, pl)),
+            "samples": encoded.ok | "KeySamples" >> beam.Map(lambda e: (e.shard, e)),
+            "rejects": rejects,
+        }
+        | "GroupShard" >> beam.CoGroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShard(out_dir, digest, n, cfg.progress))
+    )
+    resolved = cfg.model_dump(mode="json")
+    return (
+        results
+        | "CollectShards" >> beam.combiners.ToList()
+        | "WriteOutputs"
+        >> beam.Map(
+            lambda rs: write_outputs(
+                rs, out_dir, resolved_config=resolved, git_revision=git_rev, config_digest=digest
+            )
+        )
+    )
+
+
+def ensure_runner(beam_args: list[str]) -> list[str]:
+    """Beam options pass through untouched; only a missing runner defaults to the DirectRunner
+    (Beam's own default, Prism, downloads a binary at run time)."""
+    if any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
+        return list(beam_args)
+    return ["--runner=DirectRunner", *beam_args]
+
+
+def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, Any], Any]:
+    """Run the job; returns (summary, Beam PipelineResult)."""
+    paths = resolve_inputs(seed_patterns(cfg))
+    out_dir = cfg.output.dir
+    io.mkdirs(out_dir)
+    io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
+    options = PipelineOptions(ensure_runner(beam_args or []))
+    p = beam.Pipeline(options=options)
+    build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision())
+    result = p.run()
+    result.wait_until_finish()
+    summary = json_load(io.join(out_dir, "summary.json"))
+    return summary, result
+
+
+def json_load(path: str) -> Any:
+    import json
+
+    return json.loads(io.read_bytes(path))

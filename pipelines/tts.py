@@ -1,0 +1,99 @@
+"""Stage ``tts``: synthesize every planned utterance with a Beam ``ModelHandler`` under RunInference.
+
+The backend (``duplexloom.tts_adapters.get_tts(tts.backend, **tts.options)``, wrapped in
+``CachedTTS`` over a ``SynthesisCache`` in the run's cache directory) is loaded once per worker
+and fed batches; inside a batch the items are grouped by (voice, language) so the backend sees
+one ``synthesize(texts, speaker, lang)`` call per group. A group whose call raises is retried item
+by item through the routing point, so one bad text rejects one utterance, not the batch.
+Input: :class:`~.plan.SpeakItem`. Output: :class:`Spoken` (the item and its ``SynthResult`` or
+its ``Reject``); the build stage turns an utterance reject into the session's reject.
+Reject codes: the backend's (``tts_unsupported_lang``, ``tts_empty_text``, ``tts_failed``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from duplexloom.pipelines.plan import SpeakItem
+from duplexloom.pipelines.routing import call_routed
+from duplexloom.pipelines.stages import timed
+from duplexloom.schemas import Reject
+
+STAGE = "tts"
+log = logging.getLogger("duplexloom.pipelines")
+
+
+@dataclass(frozen=True)
+class Spoken:
+    item: SpeakItem
+    result: Any = None  # SynthResult
+    reject: Reject | None = None
+
+
+class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
+    def __init__(
+        self, backend: str, options: dict, cache_dir: str | None, batch_size: int, policy: str = "reject"
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.options = dict(options)
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.policy = policy
+
+    def load_model(self):
+        from duplexloom.tts_adapters import CachedTTS, SynthesisCache, get_tts
+
+        model = get_tts(self.backend, **self.options)
+        if self.cache_dir:
+            model = CachedTTS(model, SynthesisCache(self.cache_dir))
+        log.info("[tts] loaded backend %r (cache: %s)", self.backend, self.cache_dir or "off")
+        return model
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def run_inference(
+        self, batch: Sequence[SpeakItem], model, inference_args=None
+    ) -> Iterable[PredictionResult]:
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, it in enumerate(batch):
+            groups.setdefault((it.speaker.id, it.lang), []).append(i)
+        out: list[Spoken | None] = [None] * len(batch)
+        with timed(STAGE, len(batch)):
+            for idx in groups.values():
+                items = [batch[i] for i in idx]
+                res, rej = call_routed(
+                    STAGE,
+                    items[0].session_id,
+                    model.synthesize,
+                    [it.text for it in items],
+                    items[0].speaker,
+                    items[0].lang,
+                    policy=self.policy,
+                )
+                if rej is None and len(res) == len(items):
+                    for i, r in zip(idx, res, strict=True):
+                        out[i] = Spoken(batch[i], r)
+                    continue
+                for i in idx:  # isolate the culprit
+                    it = batch[i]
+                    one, r1 = call_routed(
+                        STAGE,
+                        it.session_id,
+                        model.synthesize,
+                        [it.text],
+                        it.speaker,
+                        it.lang,
+                        policy=self.policy,
+                    )
+                    out[i] = Spoken(it, reject=r1) if r1 is not None else Spoken(it, one[0])
+        return [PredictionResult(example=it, inference=o) for it, o in zip(batch, out, strict=True)]
+
+    def get_metrics_namespace(self) -> str:
+        return "tts_model"
