@@ -110,4 +110,4 @@ def available_tts() -> list[str]:
 
 def _register_builtins() -> None:
     # Imported here, not at module top, because the backend modules import this one.
-    from . import espeak  # noqa: F401
+    from . import cloning, espeak, http_tts  # noqa: F401
