@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from duplexloom.timeline.timing import BACKCHANNEL_WINDOW_S, INTERRUPT_WINDOW_S, RESPONSE_EARLY_S
+
 
 class _Cfg(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,12 +92,14 @@ class OptimConfig(_Cfg):
 class EvalConfig(_Cfg):
     """Acceptance windows of label timing (seconds around the true event, see ``evaluate.py``)."""
 
-    response_before_s: float = 0.2  # label may come 0.2 s before the user's end ...
+    # Defaults are the data validators' windows (timeline/timing.py), so the model is held to the
+    # same acceptance windows as the data; response_after_s is ours (the validator has no upper bound).
+    response_before_s: float = RESPONSE_EARLY_S  # label may come 0.2 s before the user's end ...
     response_after_s: float = 1.0  # ... and up to 1 s after it
-    interrupt_before_s: float = 1.0  # around the semantic interrupt anchor
-    interrupt_after_s: float = 2.0
-    backchannel_before_s: float = 0.2  # from feedback start - 0.2 s ...
-    backchannel_after_s: float = 2.0  # ... to feedback end + 2 s
+    interrupt_before_s: float = -INTERRUPT_WINDOW_S[0]  # around the semantic interrupt anchor
+    interrupt_after_s: float = INTERRUPT_WINDOW_S[1]
+    backchannel_before_s: float = -BACKCHANNEL_WINDOW_S[0]  # from feedback start - 0.2 s ...
+    backchannel_after_s: float = BACKCHANNEL_WINDOW_S[1]  # ... to feedback end + 2 s
     max_samples: int = Field(default=200, ge=1)
     batch_size: int = Field(default=8, ge=1)
 
