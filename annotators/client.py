@@ -153,7 +153,14 @@ class LLMClient:
             self.stats["truncated"] += 1  # validation will fail on the cut JSON and ask again
         return choice.message.content or ""
 
-    async def complete(self, messages: list[dict[str, str]], out: type[BaseModel], temperature: float) -> str:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        out: type[BaseModel],
+        temperature: float,
+        *,
+        fell_back: bool = False,
+    ) -> str:
         """One answer's text, with transport retries; ``RejectError("llm_unavailable")`` when they run out."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.max_attempts),
@@ -167,11 +174,12 @@ class LLMClient:
                 with attempt:
                     return await self._create(messages, out, temperature)
         except openai.BadRequestError as e:
-            if self.use_json_schema and ("response_format" in str(e) or "json_schema" in str(e)):
-                # The server does not do structured output: JSON mode + our own validation instead.
+            if not fell_back and ("response_format" in str(e) or "json_schema" in str(e)):
+                # The server does not do structured output: JSON mode + our own validation instead
+                # (concurrent requests may all hit this before the first one flips the mode).
                 self.use_json_schema = False
                 self.stats["json_mode_fallback"] += 1
-                return await self.complete(messages, out, temperature)
+                return await self.complete(messages, out, temperature, fell_back=True)
             raise RejectError("llm_unavailable", f"HTTP 400 from the endpoint: {e.message}") from None
         except openai.APIStatusError as e:
             raise RejectError(

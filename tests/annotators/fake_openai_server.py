@@ -197,6 +197,9 @@ class FakeOpenAIServer:
         self.slow_s = slow_s
         self.json_schema = json_schema
         self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight_seen = 0
         self.faults_served: Counter[str] = Counter()
         self.tasks: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -219,10 +222,17 @@ class FakeOpenAIServer:
         async def _close() -> None:
             assert self._server is not None
             self._server.close()
+            # Connections still held open (a "slow" answer the client gave up on) end here, not
+            # after the loop is gone.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(_close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -249,7 +259,13 @@ class FakeOpenAIServer:
                     k, _, v = h.decode("latin-1").partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                status, extra, payload = await self._handle(line.decode("latin-1"), body)
+                self.auth_headers.append(headers.get("authorization", ""))
+                self.in_flight += 1  # the loop is single-threaded: no lock needed
+                self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+                try:
+                    status, extra, payload = await self._handle(line.decode("latin-1"), body)
+                finally:
+                    self.in_flight -= 1
                 if status == 0:  # "drop": close without answering
                     return
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
@@ -263,6 +279,8 @@ class FakeOpenAIServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return  # the client timed out and hung up
+        except asyncio.CancelledError:
+            return  # the server is stopping
         finally:
             writer.close()
 
