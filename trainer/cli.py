@@ -20,7 +20,7 @@ from pathlib import Path
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="duplexloom train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="YAML TrainConfig (defaults when omitted)")
+    p.add_argument("--config", help="YAML TrainConfig, or a bundled name: tiny, demo (defaults when omitted)")
     p.add_argument(
         "--shards", help="training shards (glob / brace list / comma list); eval shards with --eval"
     )

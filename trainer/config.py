@@ -143,10 +143,22 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
+BUNDLED = Path(__file__).resolve().parent / "configs"
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML path, or the name of a bundled config (``tiny``, ``demo``: ``trainer/configs/NAME.yaml``)."""
+    p = Path(path)
+    if not p.exists() and (BUNDLED / f"{p.name}.yaml").exists() and p.suffix == "":
+        return BUNDLED / f"{p.name}.yaml"
+    return p
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file (or bundled config name), then the ``--set`` overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(resolve_config_path(path).read_text(encoding="utf-8"))
         tree = loaded or {}
     return TrainConfig.model_validate(apply_overrides(tree, list(overrides or [])))
 
