@@ -91,7 +91,7 @@ def schedule(
     pos = 0  # next piece of the head
     c = 0
     while qi < len(queue):
-        if c >= len(out):
+        while c >= len(out):
             out.append([])
         trigger = grid.chunk_of(queue[qi][0].offset_samples)
         if trigger > c:

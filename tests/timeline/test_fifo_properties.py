@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTok
 from tokenizers import models, pre_tokenizers, trainers
 
-from duplexloom.schemas import ActionObject, Timeline
+from duplexloom.schemas import ActionObject, TimedSpan, Timeline, Utterance
 from duplexloom.timeline.actions import render_action
 from duplexloom.timeline.clock import ChunkGrid
 from duplexloom.timeline.fifo import join_pieces, queue_order, schedule
@@ -48,7 +48,28 @@ def action_sets(draw):
             words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=8))
             actions.append(ActionObject(id=aid, name=kind, offset_samples=offset, text=" ".join(words)))
     lang = draw(st.sampled_from(["zh", "en"]))
+    # A user utterance with random non-overlapping words, so ASR actions (whose lag can run past the
+    # session end) join the queue.
+    cuts = sorted(draw(st.lists(st.integers(0, duration), min_size=0, max_size=16, unique=True)))
+    spans = [
+        TimedSpan(text=draw(st.sampled_from(WORDS)), start_samples=a, end_samples=b)
+        for a, b in zip(cuts[::2], cuts[1::2], strict=False)
+    ]
+    utts = ()
+    if spans:
+        utts = (
+            Utterance(
+                id="u",
+                speaker="user",
+                lang=lang,
+                text=" ".join(w.text for w in spans),
+                words=tuple(spans),
+                audio_start_samples=spans[0].start_samples,
+                audio_end_samples=spans[-1].end_samples,
+            ),
+        )
     tl = Timeline(
+        utterances=utts,
         session_id=f"prop-{draw(st.integers(0, 999))}",
         duration_samples=duration,
         family="toolcall",
@@ -103,6 +124,12 @@ def test_fifo_invariants_builtin(case):
     _check_invariants(tl, tok, budget, per_chunk)
     chunks = serialize(tl, tokenizer=tok, budget=budget, asr_sides=())
     assert check_chunks(tl, chunks, tok, budget) == []
+    # With user ASR: the derived actions obey the same invariants and the validator re-derives them.
+    with_asr = serialize(tl, tokenizer=tok, budget=budget, asr_sides=("user",))
+    assert check_chunks(tl, with_asr, tok, budget) == []
+    assert all(c.action_tokens <= budget for c in with_asr)
+    if len(with_asr) > GRID.n_chunks(tl.duration_samples):
+        assert with_asr[-1].action_text
 
 
 @pytest.fixture(scope="module")

@@ -125,3 +125,22 @@ def test_io_round_trip_and_defaults():
     assert tl.utterances[0].audio_start_samples == 1600 and tl.utterances[0].audio_end_samples == 9600
     assert timeline_from_json(timeline_to_json(tl)) == tl
     assert timeline_from_json(tl.model_dump(mode="json")) == tl
+
+
+def test_asr_lag_past_session_end_pads_chunks():
+    from duplexloom.timeline.serialize import serialize
+    from duplexloom.timeline.validate import check_chunks
+
+    # The last word ends in the last chunk: its transcript lands 2 chunks after the session end.
+    tl = Timeline(
+        session_id="pad",
+        duration_samples=4 * C,
+        lang="zh",
+        family="asr_human",
+        utterances=(_utt("u1", "user", [("你好", 3 * C + 10, 4 * C)]),),
+    )
+    chunks = serialize(tl, tokenizer=TOK, asr_sides=("user",))
+    assert len(chunks) == 6
+    assert chunks[5].action_text == "你好" and chunks[4].action_text == ""
+    assert all(c.anchor == VAD_SILENCE and not c.user_words for c in chunks[4:])
+    assert check_chunks(tl, chunks, TOK, 10) == []
