@@ -1,6 +1,6 @@
 """Matplotlib figures for the QA report (PNG bytes; the Agg backend, no display needed).
 
-* :func:`timeline_pngs`: one sample on one time axis, cut into segments of at most
+* :func:`timeline_pngs`: one sample on one time axis, cut into even segments of about
   ``segment_s``: user and assistant waveforms with their words, the TA4 anchor row (``T`` per chunk),
   the action channel row (each chunk's pieces, coloured per action), the 160 ms chunk grid, and a
   dashed line at every label / tool call / think trigger. Returns PNGs plus, per PNG, the axes'
@@ -13,6 +13,7 @@ Input: a :class:`DecodedSample` / histogram dicts (``edges``, ``counts``). No re
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,7 @@ def _draw_words(ax: plt.Axes, s: DecodedSample, speaker: str, t0: float, t1: flo
             ax.text(u.cut_samples / sr, 0.92, " cut", fontsize=7, color=color, va="top", clip_on=True)
 
 
-def timeline_pngs(s: DecodedSample, segment_s: float = 12.0, width_in: float = 14.0) -> list[TimelinePlot]:
+def timeline_pngs(s: DecodedSample, segment_s: float = 14.0, width_in: float = 15.0) -> list[TimelinePlot]:
     """The sample's timeline figure(s); see the module docstring."""
     tl = s.meta.timeline
     sr = tl.sample_rate
@@ -104,7 +105,9 @@ def timeline_pngs(s: DecodedSample, segment_s: float = 12.0, width_in: float = 1
     chunk_s = clen / sr
     total_s = max(len(s.chunks) * chunk_s, len(s.user_audio) / sr, 1e-3)
     # Segments hold whole chunks so the grid lines up from one image to the next.
-    per_seg = max(1, int(segment_s // chunk_s))
+    # A session up to 1.35 x segment_s stays one image; longer ones split evenly (no near-empty tail).
+    n_seg = max(1, math.ceil(total_s / (segment_s * 1.35)))
+    per_seg = max(1, math.ceil(max(len(s.chunks), 1) / n_seg))
     colors = action_colors(s)
     plots = []
     for first in range(0, max(len(s.chunks), 1), per_seg):

@@ -171,7 +171,7 @@ def _sample_page(s: DecodedSample, entry: Entry, out: str, nav: str) -> str:
         lag = first[aid] - trigger if a and aid in first else None
         arows.append(
             [
-                f'<i style="display:inline-block;width:10px;height:10px;background:{color};border-radius:2px"></i> {E(aid)}',
+                f'<span class="aid{"" if a else " derived"}"><i style="background:{color}"></i>{E(aid)}</span>',
                 E(a.name if a else "asr"),
                 E(a.provenance if a else "asr_rule (derived)"),
                 offset,
@@ -261,7 +261,7 @@ def _sample_page(s: DecodedSample, entry: Entry, out: str, nav: str) -> str:
 <section><h2>Timeline</h2><div class="legend">{legend}</div>{"".join(plot_html)}
 <p class="muted">Dashed lines: label / tool call / think triggers. Rows: waveforms with aligned words, the TA4 anchor T per chunk (pale red: &lt;tts_pad&gt;), the action channel pieces per chunk. Play the mix to move the cursor.</p></section>
 <section><h2>Chunk trace <span class="muted">(SPEC §15; action channel highlighted; click a row to play from it)</span></h2>
-<div class="trace-wrap"><table class="trace"><thead><tr><th class="n">chunk</th><th class="n">t s</th><th>audio channels</th><th>action channel</th><th class="n">tokens</th></tr></thead>
+<div class="trace-wrap"><table class="trace"><thead><tr><th class="n">chunk</th><th class="n">t s</th><th>action channel</th><th class="n">tokens</th><th>audio channels (U = user words heard, T = anchor)</th></tr></thead>
 <tbody>{rows}</tbody></table></div></section>
 <section><h2>Actions <span class="muted">(stream order; lag = first chunk − trigger chunk)</span></h2>{actions_table}</section>
 <section><h2>Utterances</h2>{utt_table}</section>

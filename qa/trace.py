@@ -73,8 +73,8 @@ def _html_action(c: ChunkRecord, colors: dict[str, str]) -> str:
 
 
 def html_rows(chunks: list[ChunkRecord], colors: dict[str, str], *, chunk_ms: int, budget: int) -> str:
-    """``<tr>`` rows: chunk, start time, the SPEC 15 audio part, the highlighted action channel,
-    its token count against the budget. ``data-t`` lets the page seek the mix player."""
+    """``<tr>`` rows: chunk, start time, the highlighted action channel, its token count against the
+    budget, then the SPEC 15 audio part (action first: it is what a reviewer reads). ``data-t`` lets the page seek the mix player."""
     rows = []
     for c in chunks:
         head, _ = split_line(trace_line(c))
@@ -82,8 +82,8 @@ def html_rows(chunks: list[ChunkRecord], colors: dict[str, str], *, chunk_ms: in
         rows.append(
             f'<tr data-t="{c.chunk * chunk_ms / 1000:.3f}" id="c{c.chunk}">'
             f'<td class="n">{c.chunk}</td><td class="n">{c.chunk * chunk_ms / 1000:.2f}</td>'
-            f'<td class="au">{html.escape(head)}</td>'
             f'<td class="act">{_html_action(c, colors)}<span class="mk">{html.escape(ACTION_END)}</span></td>'
-            f'<td class="n{" full" if full else ""}">{c.action_tokens}/{budget}</td></tr>'
+            f'<td class="n{" full" if full else ""}">{c.action_tokens}/{budget}</td>'
+            f'<td class="au">{html.escape(head)}</td></tr>'
         )
     return "\n".join(rows)

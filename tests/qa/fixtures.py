@@ -154,6 +154,7 @@ def build_session(name: str) -> tuple[str, dict[str, bytes]]:
                 name="response",
                 offset_samples=u0.audio_end_samples - 1,
                 text="User finished speaking",
+                anchor_utterance_id="u0",
                 provenance="rule",
             ),
         ]
@@ -164,6 +165,7 @@ def build_session(name: str) -> tuple[str, dict[str, bytes]]:
                 name="response",
                 offset_samples=u0.audio_end_samples - 1,
                 text="User finished speaking",
+                anchor_utterance_id="u0",
                 provenance="rule",
             ),
             ActionObject(
@@ -171,6 +173,7 @@ def build_session(name: str) -> tuple[str, dict[str, bytes]]:
                 name="backchannel",
                 offset_samples=utts[2].audio_end_samples - 1,
                 text="Light feedback",
+                anchor_utterance_id="u2",
                 provenance="rule",
             ),
             ActionObject(
@@ -194,6 +197,7 @@ def build_session(name: str) -> tuple[str, dict[str, bytes]]:
                 name="response",
                 offset_samples=utts[3].audio_end_samples - 1,
                 text="User finished speaking",
+                anchor_utterance_id="u3",
                 provenance="rule",
             ),
         ]
@@ -204,6 +208,7 @@ def build_session(name: str) -> tuple[str, dict[str, bytes]]:
                 name="response",
                 offset_samples=u0.audio_end_samples - 1,
                 text="User finished speaking",
+                anchor_utterance_id="u0",
                 provenance="rule",
             ),
         ]
