@@ -41,10 +41,13 @@ from duplexloom.qa.shardio import (
 )
 from duplexloom.qa.stats import DatasetStats, find_histograms, reject_counts
 from duplexloom.qa.trace import html_rows
-from duplexloom.qa.validate import iter_validated
+from duplexloom.qa.validate import TokenizerResolver, iter_validated
 from duplexloom.schemas.tokens import CONTROL_LABELS, TOOLCALL_BEGIN, TOOLCALL_END
 from duplexloom.schemas.units import chunk_samples
+from duplexloom.timeline.clock import ChunkGrid
 from duplexloom.timeline.sample_codec import DecodedSample
+from duplexloom.timeline.tokenizer import Tokenizer
+from duplexloom.timeline.validate import expected_actions
 
 E = html.escape
 
@@ -125,7 +128,7 @@ def _violation_list(vs: list[Violation]) -> str:
     return f'<span class="badge bad">{len(vs)} violation(s)</span><ul>{items}</ul>'
 
 
-def _sample_page(s: DecodedSample, entry: Entry, out: str, nav: str) -> str:
+def _sample_page(s: DecodedSample, tok: Tokenizer, entry: Entry, out: str, nav: str) -> str:
     """Write one sample's page and assets under ``out``; returns the page HTML."""
     meta, tl = s.meta, s.meta.timeline
     sr = tl.sample_rate
@@ -160,8 +163,11 @@ def _sample_page(s: DecodedSample, entry: Entry, out: str, nav: str) -> str:
             last[p.action_id] = c.chunk
             text[p.action_id] = text.get(p.action_id, "") + p.text
             tokens[p.action_id] = tokens.get(p.action_id, 0) + p.tokens
-    by_id = {a.id: a for a in tl.actions}
-    ids = sorted(set(first) | set(by_id), key=lambda i: (first.get(i, 10**9), i))
+    # Derived ASR actions are not in the timeline: re-derive them (core rule) to show their triggers.
+    own, derived = expected_actions(tl, ChunkGrid(sr, meta.chunk_ms), tok, meta.asr_lag_chunks)
+    by_id = {a.id: a for a in (*tl.actions, *own, *(a for acts in derived.values() for a in acts))}
+    derived_ids = {a.id for acts in derived.values() for a in acts}
+    ids = sorted(set(first) | {a.id for a in tl.actions}, key=lambda i: (first.get(i, 10**9), i))
     arows = []
     for aid in ids:
         a = by_id.get(aid)
@@ -171,9 +177,9 @@ def _sample_page(s: DecodedSample, entry: Entry, out: str, nav: str) -> str:
         lag = first[aid] - trigger if a and aid in first else None
         arows.append(
             [
-                f'<span class="aid{"" if a else " derived"}"><i style="background:{color}"></i>{E(aid)}</span>',
-                E(a.name if a else "asr"),
-                E(a.provenance if a else "asr_rule (derived)"),
+                f'<span class="aid{" derived" if aid in derived_ids else ""}"><i style="background:{color}"></i>{E(aid)}</span>',
+                E(a.name if a else "?"),
+                E(a.provenance + (" (derived)" if aid in derived_ids else "") if a else "not in timeline"),
                 offset,
                 str(trigger) if trigger is not None else "—",
                 str(first.get(aid, "never")),
@@ -414,6 +420,7 @@ def write_report(
     wanted = {(e.shard, e.key): e for e in chosen}
     # Second pass: only the shards holding sampled sessions, so audio is never all in memory.
     shard_set = sorted({e.shard for e in chosen})
+    resolver = TokenizerResolver(tokenizer_path)
     for raw, decoded, _found in iter_validated(
         (r for r in iter_shard_samples(shard_set) if (r.shard, r.key) in wanted), tokenizer_path
     ):
@@ -429,7 +436,11 @@ def write_report(
         )
         nav = f'<nav class="pager">{prev_link}<span>sample {k + 1} of {len(chosen)}</span>{next_link}</nav>'
         folder = join(out_dir, parent(e.page))
-        page = _sample_page(decoded, e, folder, nav) if decoded is not None else _broken_page(e, nav)
+        page = (
+            _sample_page(decoded, resolver.for_sample(decoded), e, folder, nav)
+            if decoded is not None
+            else _broken_page(e, nav)
+        )
         write_bytes(join(out_dir, e.page), page.encode("utf-8"))
     for name in ("report.css", "report.js"):
         write_bytes(

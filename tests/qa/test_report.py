@@ -170,3 +170,23 @@ def test_report_in_headless_chromium(report: Path, server: str, browser: Chromiu
         assert state["images"] and all(i["ok"] for i in state["images"]), rel
         assert state["traceRows"] > 10
         assert (ARTIFACTS / f"report_{page.parent.name}.png").stat().st_size > 10_000
+
+
+def test_report_shows_violations(dataset_dir: Path, tmp_path: Path) -> None:
+    """A sample with a missing member still gets a page, and the dataset page counts it."""
+    from tests.qa.fixtures import read_tar, write_tar
+
+    src = dataset_dir / "shards" / "000000.tar"
+    bad = tmp_path / "shards" / "000000.tar"
+    bad.parent.mkdir()
+    bad.write_bytes(
+        write_tar([(n, d) for n, d in read_tar(src.read_bytes()) if n != "toolcall_0000.trace.txt"])
+    )
+    index = Path(write_report(str(bad), str(tmp_path / "r"), n=5, seed=0))
+    text = index.read_text()
+    assert "missing_member" in text
+    assert "no rejects file found" in text  # nothing beside this shards/ folder
+    broken = next(index.parent.glob("samples/*toolcall_0000/index.html")).read_text()
+    assert "does not decode" in broken and "toolcall_0000.trace.txt is missing" in broken
+    good = next(index.parent.glob("samples/*interrupt_0000/index.html")).read_text()
+    assert "all invariants hold" in good
