@@ -1,0 +1,63 @@
+"""The config tree: embedded defaults, YAML merge, --set overrides, clear errors for unknown keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from duplexloom.pipelines.config import ConfigError, config_digest, load_config, parse_set
+
+
+def test_defaults_validate_including_stage_subconfigs():
+    cfg = load_config()
+    assert cfg.tts.backend == "espeak"
+    assert cfg.annotator_config().backend == "offline"
+    assert cfg.timeline_config().sample_rate > 0
+
+
+def test_set_parses_yaml_scalars_and_lists():
+    cfg = load_config(
+        None, ["shards.num_shards=3", "serializer.layouts=[ta4]", "run_seed=7", "progress=false"]
+    )
+    assert cfg.shards.num_shards == 3 and isinstance(cfg.shards.num_shards, int)
+    assert cfg.serializer.layouts == ("ta4",)
+    assert cfg.run_seed == 7 and cfg.progress is False
+    assert parse_set("a.b=1.5") == (["a", "b"], 1.5)
+
+
+def test_yaml_file_merges_over_defaults(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("shards:\n  num_shards: 5\ntimeline:\n  barge_in_prob: 0.25\n")
+    cfg = load_config(str(p), ["shards.resume=false"])
+    assert cfg.shards.num_shards == 5 and cfg.shards.resume is False
+    assert cfg.tts.batch_size == 16  # untouched default survives the merge
+    assert cfg.timeline_config().barge_in_prob == 0.25
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "shards.num_shardz=3",
+        "nonsense=1",
+        "timeline.no_such_knob=1",
+        "annotator.backendd=llm",
+        "tts.backend=nope",
+    ],
+)
+def test_unknown_keys_are_clear_errors(override):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    key = override.split("=")[0].split(".")[-1]
+    assert key in str(e.value) or "nope" in str(e.value)
+
+
+def test_bad_set_syntax():
+    with pytest.raises(ConfigError):
+        load_config(None, ["shards.num_shards"])
+
+
+def test_digest_ignores_output_location_but_not_content():
+    a = load_config(None, ["output.dir=/tmp/a"])
+    b = load_config(None, ["output.dir=/tmp/b", "progress=false"])
+    c = load_config(None, ["output.dir=/tmp/a", "run_seed=1"])
+    assert config_digest(a) == config_digest(b)
+    assert config_digest(a) != config_digest(c)

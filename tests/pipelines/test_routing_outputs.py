@@ -1,0 +1,123 @@
+"""The routing point, atomic shard writing, resume state and the manifest/rejects/summary files."""
+
+from __future__ import annotations
+
+import io as pyio
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from duplexloom.pipelines import io
+from duplexloom.pipelines.outputs import build_summary, manifest_bytes, write_outputs
+from duplexloom.pipelines.routing import INTERNAL_ERROR, call_routed
+from duplexloom.pipelines.shards import EncodedSample, ShardResult, load_finished_state, shard_bytes
+from duplexloom.schemas import Reject, RejectError
+from duplexloom.timeline.sample_codec import iter_shard
+
+
+def _raise_reject():
+    raise RejectError("too_loud", "peak over 0 dBFS")
+
+
+def _raise_bug():
+    raise ZeroDivisionError("boom")
+
+
+def test_reject_error_becomes_reject():
+    out, rej = call_routed("tts", "s1", _raise_reject)
+    assert out is None and (rej.record_id, rej.stage, rej.code) == ("s1", "tts", "too_loud")
+
+
+def test_other_exceptions_become_internal_error_with_traceback_or_fail():
+    out, rej = call_routed("build", "s2", _raise_bug)
+    assert rej.code == INTERNAL_ERROR and "ZeroDivisionError" in rej.detail and "Traceback" in rej.detail
+    with pytest.raises(ZeroDivisionError):
+        call_routed("build", "s2", _raise_bug, policy="fail")
+    assert call_routed("x", "s3", lambda a, b=0: a + b, 1, b=2) == (3, None)
+
+
+def _sample(key: str, shard: int = 0) -> EncodedSample:
+    row = {
+        "key": key,
+        "shard": f"shards/{shard:06d}.tar",
+        "seed_id": key,
+        "family": "dialogue",
+        "lang": "en",
+        "duration_s": 2.0,
+        "user_speech_s": 0.5,
+        "assistant_speech_s": 1.0,
+        "n_chunks": 13,
+    }
+    return EncodedSample(
+        shard,
+        key,
+        {"json": json.dumps({"k": key}).encode(), "trace.txt": b"t"},
+        row,
+        {"response_gap_s": [0.32]},
+    )
+
+
+def test_shard_bytes_sorted_and_independent_of_arrival_order():
+    a = shard_bytes([_sample("b"), _sample("a"), _sample("c")])
+    b = shard_bytes([_sample("c"), _sample("b"), _sample("a")])
+    assert a == b
+    assert [k for k, _ in iter_shard(pyio.BytesIO(a))] == ["a", "b", "c"]
+
+
+def test_write_atomic_leaves_only_the_final_file(tmp_path):
+    target = str(tmp_path / "x.tar")
+    io.write_atomic(target, b"one")
+    io.write_atomic(target, b"two")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.tar"]
+    assert io.read_bytes(target) == b"two"
+
+
+def test_resume_state_requires_matching_digests(tmp_path):
+    out = str(tmp_path)
+    io.mkdirs(io.join(out, "shards"))
+    io.mkdirs(io.join(out, "state"))
+    io.write_atomic(io.join(out, "shards", "000001.tar"), b"tar")
+    assert load_finished_state(out, 1, config_digest="c", input_digest="i") is None  # no state: unfinished
+    state = {"version": 1, "config_digest": "c", "input_digest": "i", "rows": [], "rejects": []}
+    io.write_atomic(io.join(out, "state", "000001.json"), json.dumps(state).encode())
+    assert load_finished_state(out, 1, config_digest="c", input_digest="i") is not None
+    assert load_finished_state(out, 1, config_digest="c2", input_digest="i") is None
+    assert load_finished_state(out, 1, config_digest="c", input_digest="i2") is None
+
+
+def test_outputs_files_and_accounting(tmp_path):
+    s = [_sample("a"), _sample("b")]
+    rej = Reject(record_id="f:3", stage="seeds", code="invalid_json")
+    results = [
+        ShardResult(0, tuple(x.row for x in s), (rej,), tuple(x.timing for x in s), 3, False, 100),
+        ShardResult(1, (), (Reject(record_id="c", stage="tts", code="tts_failed"),), (), 1, True, 50),
+    ]
+    summary = write_outputs(
+        results, str(tmp_path), resolved_config={"k": 1}, git_revision="abc", config_digest="d"
+    )
+    assert summary["accounting"] == {"seeds_in": 4, "samples_out": 2, "rejects": 2, "balanced": True}
+    assert summary["stages"]["seeds"] == {"in": 4, "rejected": 1, "out": 3}
+    assert summary["stages"]["tts"]["rejected"] == 1
+    assert summary["reject_codes"] == {"seeds/invalid_json": 1, "tts/tts_failed": 1}
+    assert summary["shards"]["skipped_on_resume"] == 1
+    assert summary["timing_histograms"]["response_gap_s"]["n"] == 2
+    table = pq.read_table(tmp_path / "manifest.parquet")
+    assert table.column("key").to_pylist() == ["a", "b"]
+    lines = (tmp_path / "rejects.jsonl").read_text().splitlines()
+    assert [json.loads(line)["code"] for line in lines] == ["tts_failed", "invalid_json"]
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["accounting"] == summary["accounting"] and on_disk["git_revision"] == "abc"
+
+
+def test_unbalanced_accounting_is_reported():
+    res = [ShardResult(0, (), (), (), 5, False, 0)]
+    assert (
+        build_summary(res, resolved_config={}, git_revision="x", config_digest="d")["accounting"]["balanced"]
+        is False
+    )
+
+
+def test_manifest_is_deterministic():
+    rows = [_sample("a").row]
+    assert manifest_bytes(rows) == manifest_bytes(rows)

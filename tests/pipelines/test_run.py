@@ -1,0 +1,160 @@
+"""The whole job on a tiny seed set with the real stages (offline annotator, espeak-ng, bundled
+aligner) on the DirectRunner: accounting, shard contents, determinism, resume and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from duplexloom.aligners.tiny import MODEL_DIR, MODEL_NAME  # noqa: E402
+from duplexloom.pipelines.cli import main as cli_main
+from duplexloom.pipelines.config import load_config
+from duplexloom.pipelines.run import DEFAULT_SEEDS, run
+from duplexloom.timeline.sample_codec import decode_sample, iter_shard
+
+pytestmark = pytest.mark.skipif(
+    not (Path(MODEL_DIR) / f"{MODEL_NAME}.pt").exists(),
+    reason="the bundled tiny aligner model is not built yet (make aligner-model)",
+)
+
+PICK = ("en-qa-00", "zh-qa-03", "en-tool-01", "zh-dlg-01", "en-dlg-02")
+BAD = Path(DEFAULT_SEEDS).with_name("bad_seeds.jsonl")
+
+
+@pytest.fixture(scope="module")
+def seeds_file(tmp_path_factory) -> Path:
+    lines = [line for line in open(DEFAULT_SEEDS, encoding="utf-8") if json.loads(line)["id"] in PICK]
+    huge = json.dumps({"id": "huge", "lang": "en", "turns": [{"role": "user", "text": "word " * 210_000}]})
+    p = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
+    p.write_text("".join(lines) + BAD.read_text(encoding="utf-8") + huge + "\n", encoding="utf-8")
+    return p
+
+
+def n_seed_lines(p: Path) -> int:
+    return sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    # One synthesis cache for every run of this module, as a rerun on one machine would have:
+    # espeak-ng's output depends slightly on its call history, the cache makes reruns identical.
+    return tmp_path_factory.mktemp("cache")
+
+
+def run_into(out: Path, seeds: Path, *extra: str, beam_args=()):
+    cfg = load_config(
+        None,
+        [
+            f"output.dir={out}",
+            f"input.seeds=['{seeds}']",
+            "shards.num_shards=3",
+            f"output.cache_dir={CACHE[0]}",
+            "progress=false",
+            *extra,
+        ],
+    )
+    return run(cfg, list(beam_args))[0]
+
+
+def shard_digests(out: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "shards").glob("*.tar"))
+    }
+
+
+CACHE: list[Path] = []  # set by first_run: every run of this module shares one cache
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, seeds_file, cache_dir):
+    CACHE[:] = [cache_dir]
+    out = tmp_path_factory.mktemp("run1")
+    return out, run_into(out, seeds_file)
+
+
+def test_every_line_ends_in_a_sample_or_a_reject(first_run, seeds_file):
+    out, summary = first_run
+    acc = summary["accounting"]
+    assert acc["seeds_in"] == n_seed_lines(seeds_file)
+    assert acc["balanced"] and acc["samples_out"] + acc["rejects"] == acc["seeds_in"]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert len(rejects) == acc["rejects"]
+    codes = {r["code"] for r in rejects if r["stage"] == "seeds"}
+    assert {
+        "invalid_json",
+        "missing_field",
+        "empty_text",
+        "unsupported_language",
+        "marker_in_text",
+        "duplicate_id",
+        "invalid_id",
+        "text_too_long",
+    } <= codes
+    assert all(r["record_id"] and r["code"] for r in rejects)
+    assert summary["internal_errors"] == 0, [
+        r["detail"][:500] for r in rejects if r["code"] == "internal_error"
+    ]
+    assert acc["samples_out"] >= 3  # most good seeds survive the real stages
+
+
+def test_shards_manifest_and_samples_agree(first_run):
+    out, summary = first_run
+    keys = []
+    for tar in sorted((out / "shards").glob("*.tar")):
+        with open(tar, "rb") as f:
+            for key, members in iter_shard(f):
+                s = decode_sample(key, members)
+                assert (
+                    len(s.user_audio)
+                    == len(s.assistant_audio)
+                    == len(s.chunks) * s.meta.timeline.sample_rate * 160 // 1000
+                )
+                assert s.meta.tokenizer.name and s.trace.count("\n") + 1 >= len(s.chunks)
+                keys.append(key)
+    table = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert sorted(keys) == [r["key"] for r in table]
+    assert len(keys) == summary["accounting"]["samples_out"]
+    assert summary["audio_hours"]["sessions"] > 0 and summary["config"]["shards"]["num_shards"] == 3
+    assert (out / "config.yaml").exists() and summary["versions"]["apache-beam"]
+
+
+@pytest.mark.slow
+def test_rerun_is_byte_identical_and_resume_skips(first_run, seeds_file, tmp_path):
+    out1, summary1 = first_run
+    out2 = tmp_path / "run2"
+    summary2 = run_into(out2, seeds_file)
+    assert shard_digests(out1) == shard_digests(out2) and shard_digests(out1)
+    assert (out1 / "manifest.parquet").read_bytes() == (out2 / "manifest.parquet").read_bytes()
+    assert (out1 / "rejects.jsonl").read_bytes() == (out2 / "rejects.jsonl").read_bytes()
+    # Resume into the same directory: every shard is finished, nothing is recomputed, nothing lost.
+    before = {p: p.stat().st_mtime_ns for p in (out2 / "shards").glob("*.tar")}
+    summary3 = run_into(out2, seeds_file)
+    assert summary3["shards"]["skipped_on_resume"] == summary3["shards"]["count"] == len(before)
+    assert {p: p.stat().st_mtime_ns for p in (out2 / "shards").glob("*.tar")} == before
+    assert summary3["accounting"] == summary2["accounting"] == summary1["accounting"]
+    # A changed setting invalidates the finished shards: they are recomputed.
+    summary4 = run_into(out2, seeds_file, "serializer.budget=12")
+    assert summary4["shards"]["skipped_on_resume"] == 0
+
+
+@pytest.mark.slow
+def test_multiprocessing_runner_gives_the_same_bytes(first_run, seeds_file, tmp_path):
+    out1, _ = first_run
+    out = tmp_path / "mp"
+    run_into(out, seeds_file, beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert shard_digests(out) == shard_digests(out1)
+
+
+def test_cli_refuses_unreadable_input_clearly(tmp_path, capsys):
+    rc = cli_main(["--out", str(tmp_path / "o"), "--seeds", str(tmp_path / "nope.jsonl")])
+    assert rc == 2
+    assert "matches no file" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_config_key(tmp_path, capsys):
+    assert cli_main(["--out", str(tmp_path / "o"), "--set", "shards.bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
