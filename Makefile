@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium
+APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint schemas bench demo aligner-model clean

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,16 @@ import matplotlib
 matplotlib.use("Agg")  # headless: reports are built on workers and CI machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+
+# Chinese words and phrases must not draw as boxes: fall back to a CJK font when one is installed
+# (the Makefile installs Debian's fonts-wqy-microhei); DejaVu stays first for Latin text.
+# Register the file directly: matplotlib's font cache may predate the font's installation.
+_CJK_FONT_FILE = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+if os.path.exists(_CJK_FONT_FILE):
+    font_manager.fontManager.addfont(_CJK_FONT_FILE)
+plt.rcParams["font.family"] = ["DejaVu Sans", "WenQuanYi Micro Hei", "sans-serif"]  # per-glyph fallback
 
 from duplexloom.schemas.action import ActionObject  # noqa: E402
 from duplexloom.schemas.tokens import TTS_PAD, VAD_SILENCE  # noqa: E402
