@@ -585,7 +585,9 @@ def build_session(
         a = audio[uid]
         tracks[u.speaker][u.audio_start_samples : u.audio_start_samples + a.shape[0]] += a
     for tr in tracks.values():
-        np.clip(tr, -1.0, 1.0, out=tr)  # overlapping user clips (backchannel on a request) may sum over 1
+        # Overlapping user clips may sum over full scale; minimum/maximum in place beat np.clip here.
+        np.minimum(tr, 1.0, out=tr)
+        np.maximum(tr, -1.0, out=tr)
 
     utterances = tuple(sorted(placed.values(), key=lambda u: (u.audio_start_samples, u.id)))
     timeline = Timeline(

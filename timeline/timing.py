@@ -115,16 +115,17 @@ def check_timing(
         for a in _assistant(timeline):
             if a.audio_end_samples > a.audio_start_samples:
                 speaking[a.audio_start_samples // chunk : -(-a.audio_end_samples // chunk)] = True
-        for c in np.flatnonzero(~speaking):
-            peak = float(np.max(np.abs(assistant_audio[c * chunk : (c + 1) * chunk]), initial=0.0))
-            if peak > SILENCE_LEVEL:
-                out.append(
-                    Violation(
-                        code="assistant_not_silent",
-                        detail=f"chunk {c} peak {peak:.4f}",
-                        t_samples=int(c * chunk),
-                    )
+        padded = np.zeros(speaking.shape[0] * chunk, np.float32)
+        padded[: assistant_audio.shape[0]] = np.abs(assistant_audio)
+        peaks = padded.reshape(-1, chunk).max(axis=1, initial=0.0)
+        for c in np.flatnonzero(~speaking & (peaks > SILENCE_LEVEL)):
+            out.append(
+                Violation(
+                    code="assistant_not_silent",
+                    detail=f"chunk {c} peak {peaks[c]:.4f}",
+                    t_samples=int(c * chunk),
                 )
+            )
 
     for act in timeline.actions:
         u = utts.get(act.anchor_utterance_id or "")
