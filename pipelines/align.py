@@ -114,6 +114,8 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
                             float(al.confidence),
                         )
                     )
+        self.done = getattr(self, "done", 0) + len(batch)
+        log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=sp, inference=a) for sp, a in zip(batch, out, strict=True)]
 
     def get_metrics_namespace(self) -> str:

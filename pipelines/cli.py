@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 
 from duplexloom.pipelines.config import ConfigError, load_config
@@ -34,42 +33,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     ap.add_argument("--quiet", action="store_true", help="no progress logging")
     return ap
-
-
-class ShardTicker:
-    """A progress line for local runs: counts finished shard state files while the job runs."""
-
-    def __init__(self, state_dir: str, total: int) -> None:
-        self.state_dir, self.total = state_dir, total
-        self.stop = threading.Event()
-        self.t0 = time.time()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _count(self) -> int:
-        from pathlib import Path
-
-        return len(list(Path(self.state_dir).glob("*.json")))
-
-    def _loop(self) -> None:
-        last = -1
-        while not self.stop.wait(3.0):
-            done = self._count()
-            if done != last:
-                bar = "#" * int(20 * done / max(1, self.total))
-                print(
-                    f"[progress] shards {done}/{self.total} |{bar:<20}| {time.time() - self.t0:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                last = done
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
 
 
 _NOISE = ("Resource module is not available", "apitools not found")
@@ -99,18 +62,20 @@ def main(argv: list[str] | None = None) -> int:
 
         print(resolved_yaml(cfg), end="")
         return 0
-    logging.basicConfig(
-        level=logging.INFO if cfg.progress else logging.WARNING,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    for h in logging.getLogger().handlers:
-        h.addFilter(_quiet_beam_noise)
+    # Beam installs a root handler on import, so ours is a handler of our own logger.
+    ours = logging.getLogger("duplexloom")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    ours.addHandler(handler)
+    ours.propagate = False
+    ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
-    from duplexloom.pipelines import io
     from duplexloom.pipelines.run import run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
+
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for h in logging.getLogger().handlers:  # installed by the Beam import above
+        h.addFilter(_quiet_beam_noise)
 
     try:
         paths = resolve_inputs(seed_patterns(cfg))
@@ -124,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.time()
     local = "://" not in cfg.output.dir
-    if cfg.progress and local:
-        with ShardTicker(io.join(cfg.output.dir, "state"), cfg.shards.num_shards):
-            summary, _ = run(cfg, beam_args)
-    else:
-        summary, _ = run(cfg, beam_args)
+    summary, _ = run(cfg, beam_args)
     wall = time.time() - t0
     acc = summary["accounting"]
     ok = "OK" if acc["balanced"] else "MISMATCH"
@@ -164,7 +125,11 @@ def write_qa_report(out_dir: str, summary: dict) -> str | None:
         return None
     from duplexloom.pipelines import io
 
-    write_report(
-        io.join(out_dir, "shards", "*.tar"), io.join(out_dir, "report"), n=20, seed=0, summary=summary
+    return write_report(
+        io.join(out_dir, "shards", "*.tar"),
+        io.join(out_dir, "report"),
+        n=20,
+        seed=0,
+        summary_path=io.join(out_dir, "summary.json"),
+        rejects_path=io.join(out_dir, "rejects.jsonl"),
     )
-    return io.join(out_dir, "report")

@@ -140,8 +140,9 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int) -> EncodedSample:
 
 
 class EncodeSample(beam.DoFn):
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, progress_total: int | None = None) -> None:
         self.cfg = cfg
+        self.total = progress_total
         self.done = 0
 
     def setup(self) -> None:
@@ -169,11 +170,14 @@ class EncodeSample(beam.DoFn):
             return
         self.done += 1
         if self.cfg.progress:
+            # A tqdm-like line; the count is this worker's (the only one in the default DirectRunner).
+            of = f"/{self.total} seeds" if self.total else ""
             log.info(
-                "[serialize] %s: %.1f s, %d chunks (%d done by this worker)",
+                "[progress] %d%s serialized | %-24s %5.1f s audio, %3d chunks",
+                self.done,
+                of,
                 enc.key,
                 enc.row["duration_s"],
                 enc.row["n_chunks"],
-                self.done,
             )
         yield enc

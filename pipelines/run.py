@@ -58,7 +58,12 @@ def seed_patterns(cfg: RunConfig) -> list[str]:
 
 
 def build_pipeline(
-    p: beam.Pipeline, cfg: RunConfig, *, seed_paths: list[str] | None = None, git_rev: str = "unknown"
+    p: beam.Pipeline,
+    cfg: RunConfig,
+    *,
+    seed_paths: list[str] | None = None,
+    git_rev: str = "unknown",
+    progress_total: int | None = None,
 ):
     """Wire the job on ``p``; returns the PCollection holding the one summary dict."""
     paths = seed_paths if seed_paths is not None else resolve_inputs(seed_patterns(cfg))
@@ -103,7 +108,9 @@ def build_pipeline(
         | "GroupSession" >> beam.CoGroupByKey()
         | "Build" >> beam.ParDo(BuildSession(cfg)).with_outputs(REJECTS, main="ok")
     )
-    encoded = built.ok | "Serialize" >> beam.ParDo(EncodeSample(cfg)).with_outputs(REJECTS, main="ok")
+    encoded = built.ok | "Serialize" >> beam.ParDo(EncodeSample(cfg, progress_total)).with_outputs(
+        REJECTS, main="ok"
+    )
     rejects = (
         seeds[REJECTS],
         ann[REJECTS],
@@ -133,6 +140,13 @@ def build_pipeline(
     )
 
 
+def count_lines(paths: list[str]) -> int | None:
+    """Seed lines to expect, for the progress log; only for local files (remote ones may be huge)."""
+    if any("://" in p for p in paths):
+        return None
+    return sum(sum(1 for line in open(p, "rb") if line.strip()) for p in paths)
+
+
 def ensure_runner(beam_args: list[str]) -> list[str]:
     """Beam options pass through untouched; only a missing runner defaults to the DirectRunner
     (Beam's own default, Prism, downloads a binary at run time)."""
@@ -149,7 +163,7 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
     io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
     options = PipelineOptions(ensure_runner(beam_args or []))
     p = beam.Pipeline(options=options)
-    build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision())
+    build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
     result = p.run()
     result.wait_until_finish()
     summary = json_load(io.join(out_dir, "summary.json"))

@@ -107,6 +107,8 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
                         policy=self.policy,
                     )
                     out[i] = Spoken(it, reject=r1) if r1 is not None else Spoken(it, one[0])
+        self.done = getattr(self, "done", 0) + len(batch)
+        log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=it, inference=o) for it, o in zip(batch, out, strict=True)]
 
     def get_metrics_namespace(self) -> str:
