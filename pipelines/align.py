@@ -5,12 +5,19 @@ Input: :class:`~.tts.Spoken`. Output: :class:`Aligned` — the item, its audio a
 and the word/char spans (``duplexloom.aligners`` ``Alignment``), or the utterance's reject (a TTS
 reject passes through untouched). ``aligner.enabled: false`` trusts the TTS engine's native word
 starts instead (each word ends where the next starts; debugging only).
+Alignments are cached like TTS audio (``<cache>/align/``, keyed by sha256 of the audio bytes, the
+text, the language and the aligner settings), so a rerun after a prompt-only change aligns nothing
+twice. Rejects are not cached (a fixed aligner may accept the item next time).
 Reject codes: the aligner's (``align_failed``, ``align_low_confidence``, ``align_text_too_long``...).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +46,45 @@ class Aligned:
     reject: Reject | None = None
 
 
+def align_key(audio: np.ndarray, sample_rate: int, text: str, lang: str, settings: dict) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+    meta = {"sr": sample_rate, "text": text, "lang": lang, "settings": settings}
+    h.update(json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()
+
+
+class AlignmentCache:
+    """``<dir>/<key[:2]>/<key>.json`` holding words, chars and confidence; atomic writes."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.dir, key[:2], f"{key}.json")
+
+    def get(self, key: str):
+        p = self._path(key)
+        if not os.path.exists(p):
+            return None
+        with open(p, encoding="utf-8") as f:
+            d = json.load(f)
+        spans = lambda xs: tuple(TimedSpan.model_validate(x) for x in xs)  # noqa: E731
+        return spans(d["words"]), spans(d["chars"]), d["confidence"]
+
+    def put(self, key: str, words, chars, confidence) -> None:
+        p = self._path(key)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        d = {
+            "words": [w.model_dump(mode="json") for w in words],
+            "chars": [c.model_dump(mode="json") for c in chars],
+            "confidence": confidence,
+        }
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(p), suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(d, f)
+        os.replace(tmp, p)
+
+
 def native_words(result) -> tuple[TimedSpan, ...]:
     starts = result.word_starts_samples
     if not starts:
@@ -53,9 +99,16 @@ def native_words(result) -> tuple[TimedSpan, ...]:
 
 class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
     def __init__(
-        self, backend: str, options: dict, batch_size: int, enabled: bool = True, policy: str = "reject"
+        self,
+        backend: str,
+        options: dict,
+        batch_size: int,
+        enabled: bool = True,
+        policy: str = "reject",
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.cache_dir = cache_dir
         self.backend = backend
         self.options = dict(options)
         self.batch_size = batch_size
@@ -63,6 +116,8 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self.policy = policy
 
     def load_model(self):
+        self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
+        self.settings = {"backend": self.backend, "options": self.options}
         if not self.enabled:
             return None
         from duplexloom.aligners import get_aligner
@@ -91,6 +146,13 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
                         else Aligned(sp.item, r.audio, r.sample_rate, words, (), None)
                     )
                     continue
+                key = None
+                if self.cache is not None:
+                    key = align_key(r.audio, r.sample_rate, sp.item.text, sp.item.lang, self.settings)
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        out.append(Aligned(sp.item, r.audio, r.sample_rate, *hit))
+                        continue
                 al, rej = call_routed(
                     STAGE,
                     sp.item.session_id,
@@ -103,17 +165,11 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
                 )
                 if rej is not None:
                     out.append(Aligned(sp.item, reject=rej))
-                else:
-                    out.append(
-                        Aligned(
-                            sp.item,
-                            r.audio,
-                            r.sample_rate,
-                            tuple(al.words),
-                            tuple(al.chars),
-                            float(al.confidence),
-                        )
-                    )
+                    continue
+                words, chars, conf = tuple(al.words), tuple(al.chars), float(al.confidence)
+                if self.cache is not None:
+                    self.cache.put(key, words, chars, conf)
+                out.append(Aligned(sp.item, r.audio, r.sample_rate, words, chars, conf))
         self.done = getattr(self, "done", 0) + len(batch)
         log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=sp, inference=a) for sp, a in zip(batch, out, strict=True)]

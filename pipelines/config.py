@@ -56,6 +56,9 @@ class TTSStageConfig(_Section):
     speaker_library: str | None = None  # manifest JSON; None = the embedded espeak library
     batch_size: int = Field(default=16, ge=1)
     cache: bool = True
+    # Beam resource hint for this stage only (Dataflow right fitting), e.g.
+    # "type:nvidia-l4;count:1;install-nvidia-driver". None = run on the job's default workers.
+    accelerator: str | None = None
 
 
 class AlignerStageConfig(_Section):
@@ -63,6 +66,7 @@ class AlignerStageConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(default=16, ge=1)
     enabled: bool = True  # False: trust the TTS engine's native word times (debugging only)
+    accelerator: str | None = None  # Beam resource hint, as for tts.accelerator
 
 
 class SerializerConfig(_Section):

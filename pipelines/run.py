@@ -85,22 +85,27 @@ def build_pipeline(
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
     planned = ann.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = io.join(cache, "tts") if cache else None
-    spoken = (
-        planned[SPEAK]
-        | "TTS"
-        >> RunInference(
-            TTSModelHandler(cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy)
-        )
-        | "TTSResult" >> beam.Map(lambda pr: pr.inference)
+    tts_step = RunInference(
+        TTSModelHandler(cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy)
     )
+    if cfg.tts.accelerator:
+        tts_step = tts_step.with_resource_hints(accelerator=cfg.tts.accelerator)
+    align_step = RunInference(
+        AlignerModelHandler(
+            cfg.aligner.backend,
+            cfg.aligner.options,
+            cfg.aligner.batch_size,
+            cfg.aligner.enabled,
+            policy,
+            io.join(cache, "align") if cache else None,
+        )
+    )
+    if cfg.aligner.accelerator:
+        align_step = align_step.with_resource_hints(accelerator=cfg.aligner.accelerator)
+    spoken = planned[SPEAK] | "TTS" >> tts_step | "TTSResult" >> beam.Map(lambda pr: pr.inference)
     aligned = (
         spoken
-        | "Align"
-        >> RunInference(
-            AlignerModelHandler(
-                cfg.aligner.backend, cfg.aligner.options, cfg.aligner.batch_size, cfg.aligner.enabled, policy
-            )
-        )
+        | "Align" >> align_step
         | "AlignResult" >> beam.Map(lambda pr: (pr.inference.item.session_id, pr.inference))
     )
     built = (
