@@ -7,6 +7,11 @@ Input: texts, a :class:`Speaker` whose ``engine_params`` hold ``variant`` (``m3`
 Output: :class:`SynthResult` at the configured rate, with one (word unit, start sample) pair per
 word unit of :mod:`.text_units` that espeak reported a word event for.
 Reject codes: ``tts_unsupported_lang``, ``tts_empty_text``.
+
+Determinism: libespeak-ng keeps per-process voice state (e.g. the pitch-flutter phase) from one
+call to the next, so with some variants the same text can differ by a few samples depending on
+what the process synthesized before. Within one process the sequence of calls is reproducible;
+across processes use :class:`.cache.CachedTTS` so an utterance is synthesized once.
 """
 
 from __future__ import annotations
