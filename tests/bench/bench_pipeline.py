@@ -1,0 +1,110 @@
+"""End-to-end pipeline benchmark (embedded defaults, DirectRunner, this machine).
+
+Prints, next to their targets:
+* throughput: audio hours produced (session length) per CPU core-hour, with a per-stage breakdown
+  from the stages' ``busy_ms`` Beam counters;
+* the cost of a rerun after a prompt-template change (system prompts edited, caches warm, output
+  recomputed in a fresh directory) as a fraction of the first run's CPU time (target <= 10 %);
+* peak memory (max RSS of the run's process) at 1x and 4x the seeds (target: flat).
+Each run is a child process so its CPU time and max RSS are its own (``os.wait4``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from duplexloom.pipelines.run import DEFAULT_SEEDS
+
+N_1X = 16
+
+
+def child(out: str, cache: str, seeds: str, prompt_change: str) -> None:
+    """Runs one job in this process and prints its summary numbers and stage counters as JSON."""
+    if prompt_change:
+        import duplexloom.prompts as prompts
+
+        original = prompts.system_prompt
+        prompts.system_prompt = lambda *a, **k: original(*a, **k) + prompt_change  # the "edited template"
+    from duplexloom.pipelines.config import load_config
+    from duplexloom.pipelines.run import run
+
+    cfg = load_config(
+        None, [f"output.dir={out}", f"output.cache_dir={cache}", f"input.seeds=['{seeds}']", "progress=false"]
+    )
+    summary, result = run(cfg, [])
+    busy = {}
+    for c in result.metrics().query()["counters"]:
+        if c.key.metric.name == "busy_ms":
+            busy[c.key.metric.namespace] = busy.get(c.key.metric.namespace, 0) + c.committed
+    print(
+        "BENCH"
+        + json.dumps(
+            {
+                "hours": summary["audio_hours"]["sessions"],
+                "busy_ms": busy,
+                "samples": summary["accounting"]["samples_out"],
+            }
+        )
+    )
+
+
+def run_child(out: str, cache: str, seeds: str, prompt_change: str = "") -> dict:
+    cmd = [sys.executable, "-m", "tests.bench.bench_pipeline", "--child", out, cache, seeds, prompt_change]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    stdout = proc.stdout.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"bench child failed ({status}): {stdout[-2000:]}")
+    line = next(x for x in stdout.splitlines() if x.startswith("BENCH"))
+    d = json.loads(line[5:])
+    d["cpu_s"] = ru.ru_utime + ru.ru_stime
+    d["max_rss_mb"] = ru.ru_maxrss / 1024
+    return d
+
+
+def main() -> None:
+    lines = [x for x in Path(DEFAULT_SEEDS).read_text(encoding="utf-8").splitlines() if x.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        s1, s4 = t / "seeds1.jsonl", t / "seeds4.jsonl"
+        s1.write_text("\n".join(lines[:: len(lines) // N_1X][:N_1X]) + "\n", encoding="utf-8")
+        s4.write_text("\n".join(lines[: 4 * N_1X]) + "\n", encoding="utf-8")
+        first = run_child(str(t / "o1"), str(t / "cache1"), str(s1))
+        rerun = run_child(str(t / "o2"), str(t / "cache1"), str(s1), prompt_change=" (v2)")
+        big = run_child(str(t / "o4"), str(t / "cache4"), str(s4))
+    print(f"seeds: 1x = {N_1X}, 4x = {4 * N_1X} (bundled samples, embedded defaults, DirectRunner)")
+    thr = first["hours"] / (first["cpu_s"] / 3600)
+    print(
+        f"throughput: {first['hours'] * 3600:.1f} s audio in {first['cpu_s']:.1f} CPU-s "
+        f"= {thr:.1f} audio hours per CPU core-hour (1x); "
+        f"{big['hours'] / (big['cpu_s'] / 3600):.1f} at 4x"
+    )
+    total_busy = sum(first["busy_ms"].values()) or 1
+    print("per-stage busy time (1x, first run):")
+    for stage, ms in sorted(first["busy_ms"].items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:<10} {ms / 1000:7.2f} s  {100 * ms / total_busy:5.1f} %")
+    frac = rerun["cpu_s"] / first["cpu_s"]
+    print(
+        f"rerun after a prompt-template change: {rerun['cpu_s']:.1f} CPU-s = {100 * frac:.1f} % of the first "
+        f"run (target <= 10 %; includes ~fixed process start + imports)"
+    )
+    print(
+        f"  stage busy on rerun: {sum(rerun['busy_ms'].values()) / 1000:.2f} s vs "
+        f"{total_busy / 1000:.2f} s first = {100 * sum(rerun['busy_ms'].values()) / total_busy:.1f} %"
+    )
+    print(
+        f"peak memory: {first['max_rss_mb']:.0f} MB at 1x, {big['max_rss_mb']:.0f} MB at 4x "
+        f"(ratio {big['max_rss_mb'] / first['max_rss_mb']:.2f}; target: flat ~1.0)"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:6])
+    else:
+        main()
