@@ -162,11 +162,13 @@ def tool_turns(
         turns[0] = AnnotatedTurn(role="user", text=utterance, actions=actions)
         return turns, actions[0].pattern, "seed"
     pattern = str(rng.choice(list(config.tool_patterns)))
+    if seed.kind == "tool_request":
+        turns = []  # the seed's request text has no arguments; the template request replaces it
+    # Decided after the seed's own turns are settled: a backchannel-action request needs an
+    # assistant turn to talk over, and a tool_request seed has none left.
     has_assistant = any(t.role == "assistant" for t in turns)
     if pattern == "backchannel_action" and not has_assistant:
         pattern = "single"  # nothing to talk over: the request becomes an ordinary turn
-    if seed.kind == "tool_request":
-        turns = []  # the seed's request text has no arguments; the template request replaces it
     reply = AnnotatedTurn(role="assistant", text=str(rng.choice(tr["replies"][lang])))
     if pattern == "multi":
         fns = _choose_functions(seed, rng, config.multi_action_count)

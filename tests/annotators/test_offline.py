@@ -167,3 +167,24 @@ def test_near_duplicate_index_blocks_and_finds():
     assert idx.comparisons - before < 50  # blocking: far fewer than the 201 pairwise comparisons
     assert idx.match("a completely different text about cooking pasta with garlic") is None
     assert too_similar("你好,今天天气很好", "你好!今天天气很好。") is not None
+
+
+def test_tool_request_seed_with_assistant_turn_never_crashes_on_backchannel_action():
+    # Regression: a tool_request seed whose own turns include an assistant reply used to pick the
+    # backchannel_action pattern and then find no assistant turn to talk over (StopIteration).
+    seeds = [
+        Seed(
+            id=f"tr-{i}",
+            lang="en",
+            kind="tool_request",
+            family="toolcall",
+            turns=[{"role": "user", "text": "turn on the AC"}, {"role": "assistant", "text": "Sure."}],
+        )
+        for i in range(30)
+    ]
+    config = AnnotatorConfig(tool_patterns=("backchannel_action",))
+    results = annotate_batch(seeds, config, run_seed=0)
+    assert len(results) == len(seeds)
+    for res in results:
+        assert isinstance(res, Annotation), res
+        assert res.provenance["tool_pattern"] == "single"
