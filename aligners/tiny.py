@@ -1,0 +1,66 @@
+"""``tiny``: the bundled CTC aligner (weights in ``models/tiny_ctc.pt`` + ``models/tiny_ctc.json``).
+
+Trained by ``python -m duplexloom.aligners.train_tiny`` on espeak-ng speech (English and toneless
+pinyin labels). Input/output and reject codes: see :mod:`.base`. ``model_dir`` points elsewhere to
+load another run of the training script.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .base import AlignerConfig, CTCAligner, register_aligner
+
+MODEL_DIR = Path(__file__).parent / "models"
+MODEL_NAME = "tiny_ctc"
+
+
+class TinyConfig(AlignerConfig):
+    model_dir: str | None = None
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+
+
+def load_tiny(model_dir: str | Path | None = None):
+    """(model in eval mode, metadata dict) from ``<model_dir>/tiny_ctc.{pt,json}``."""
+    import torch
+
+    from .tiny_model import TinyConfig as NetConfig
+    from .tiny_model import TinyCTC
+
+    d = Path(model_dir) if model_dir is not None else MODEL_DIR
+    meta = json.loads((d / f"{MODEL_NAME}.json").read_text(encoding="utf-8"))
+    net = TinyCTC(NetConfig(**meta["model"]))
+    state = torch.load(d / f"{MODEL_NAME}.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    net.eval()
+    return net, meta
+
+
+@register_aligner("tiny")
+class TinyAligner(CTCAligner):
+    config_model = TinyConfig
+
+    def __init__(self, config: TinyConfig, model=None, meta: dict | None = None) -> None:
+        super().__init__(config)
+        if model is None:
+            model, meta = load_tiny(config.model_dir)
+        assert meta is not None
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        self.model = model
+        self.meta = meta
+        self.labels = tuple(meta["labels"])
+        self.model_rate = int(meta["model"]["sample_rate"])
+        self.frame_samples = int(meta["model"]["hop_samples"]) * int(meta["model"]["stride"])
+        self.start_offset_samples = {k: int(v) for k, v in meta.get("start_offset_samples", {}).items()}
+        self.start_refine = {k: [float(x) for x in v] for k, v in meta.get("start_refine", {}).items()}
+
+    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        from .tiny_model import log_probs
+
+        return log_probs(self.model, audio)

@@ -1,0 +1,327 @@
+"""Train the bundled ``tiny`` CTC aligner on espeak-ng speech this script synthesizes.
+
+``python -m duplexloom.aligners.train_tiny [--out DIR] [--steps N] [--utterances N]`` (``make
+aligner-model``). Deterministic: every draw comes from generators seeded by (seed, item, stage),
+torch runs single-process with fixed threads and deterministic algorithms, and the output is
+``tiny_ctc.pt`` (float16 weights, ~1.3 MB) + ``tiny_ctc.json`` (labels, model config, per-language
+onset calibration, training settings and the sha256 of the weights).
+
+Data: English word sequences drawn from the English text shipped with Python (``pydoc_data``) and
+Chinese phrase sequences from pypinyin's phrase list, spoken by espeak-ng voice variants with random
+accent, rate, pitch and range, with random leading/trailing silence, gain and noise. A fixed part
+of the variants and of the vocabulary is *held out* (:func:`is_held_out_variant`,
+:func:`is_held_out_word`): the benchmark speaks with those only, so it measures voices and words
+the model never heard. Input records: none; output: the two model files. No reject codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from duplexloom.schemas import Speaker
+from duplexloom.tts_adapters.espeak import EspeakConfig, EspeakTTS
+from duplexloom.tts_adapters.speakers import ASSISTANT_VOICES, USER_ACCENTS, USER_VARIANTS, seeded_rng
+
+from .romanize import text_to_units
+from .tiny_model import LABELS, TinyConfig, TinyCTC
+
+SAMPLE_RATE = 16_000
+ALL_VARIANTS: tuple[str, ...] = tuple(sorted(set(USER_VARIANTS) | {v[1] for v in ASSISTANT_VOICES}))
+
+
+def _h(s: str) -> int:
+    return int.from_bytes(hashlib.sha256(s.encode("utf-8")).digest()[:4], "little")
+
+
+def is_held_out_variant(variant: str) -> bool:
+    """Every 4th variant (sorted) is never heard in training."""
+    return ALL_VARIANTS.index(variant) % 4 == 1
+
+
+def is_held_out_word(word: str) -> bool:
+    """About 1 word in 8 (by hash) is never seen in training."""
+    return _h(word) % 8 == 0
+
+
+def english_vocab() -> list[str]:
+    """Frequent words of the prose shipped with Python, without identifiers and abbreviations
+    (espeak spells those letter by letter, which no dialogue text does)."""
+    import pydoc_data.topics as topics
+
+    plausible = re.compile(r"^(?=.*[aeiouy])(?!.*[^aeiouy]{4})(?!.*(.)\1\1)[a-z]{2,12}$")
+    counts: dict[str, int] = {}
+    for doc in topics.topics.values():
+        for w in re.findall(r"(?<![\w.])[A-Za-z]{2,12}(?![\w(])", doc):
+            counts[w.lower()] = counts.get(w.lower(), 0) + 1
+    ranked = sorted(
+        (w for w in counts if counts[w] >= 3 and plausible.match(w)), key=lambda w: (-counts[w], w)
+    )
+    return ranked[:3000]
+
+
+def chinese_vocab() -> list[str]:
+    from pypinyin.phrases_dict import phrases_dict
+
+    cjk = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+    return sorted(p for p in phrases_dict if cjk.match(p))
+
+
+@dataclass
+class Item:
+    audio: np.ndarray
+    text: str
+    lang: str
+    native_starts: list[tuple[str, int]]
+    labels: list[int]
+
+
+class Corpus:
+    """Draws texts and speakers for one split (``train`` or ``heldout``)."""
+
+    def __init__(self, split: str) -> None:
+        held = split == "heldout"
+        self.split = split
+        # Training never sees a held-out word; held-out texts may use any word.
+        self.en = [w for w in english_vocab() if held or not is_held_out_word(w)]
+        self.zh = [w for w in chinese_vocab() if held or not is_held_out_word(w)]
+        if held:  # held-out texts always contain unseen words; the rest can be any word
+            self.en_new = [w for w in english_vocab() if is_held_out_word(w)]
+            self.zh_new = [w for w in chinese_vocab() if is_held_out_word(w)]
+        self.variants = [v for v in ALL_VARIANTS if is_held_out_variant(v) == held]
+        self.tts = EspeakTTS(EspeakConfig(sample_rate=SAMPLE_RATE))
+
+    def text(self, rng: np.random.Generator, lang: str) -> str:
+        if lang == "en":
+            n = int(rng.integers(3, 13))
+            words = [self.en[int(rng.integers(len(self.en)))] for _ in range(n)]
+            if self.split == "heldout":
+                words[int(rng.integers(n))] = self.en_new[int(rng.integers(len(self.en_new)))]
+            if rng.random() < 0.5:
+                words[0] = words[0].capitalize()
+            if n > 5 and rng.random() < 0.5:
+                words[n // 2] += ","
+            return " ".join(words) + str(rng.choice([".", "?", "!", ""]))
+        n = int(rng.integers(2, 6))
+        phrases = [self.zh[int(rng.integers(len(self.zh)))] for _ in range(n)]
+        if self.split == "heldout":
+            phrases[int(rng.integers(n))] = self.zh_new[int(rng.integers(len(self.zh_new)))]
+        if n > 3 and rng.random() < 0.5:
+            phrases[n // 2] += "，"
+        return "".join(phrases) + str(rng.choice(["。", "？", "！", ""]))
+
+    def speaker(self, rng: np.random.Generator) -> Speaker:
+        variant = self.variants[int(rng.integers(len(self.variants)))]
+        return Speaker(
+            id=f"{self.split}_{variant}",
+            role="user",
+            display_name=variant,
+            engine_params={
+                "variant": variant,
+                "en_voice": USER_ACCENTS[int(rng.integers(len(USER_ACCENTS)))],
+                "rate": int(rng.integers(120, 231)),
+                "pitch": int(rng.integers(15, 91)),
+                "range": int(rng.integers(10, 101)),
+            },
+        )
+
+    def item(self, seed: int, index: int, pad: bool = True) -> Item:
+        rng = seeded_rng(seed, f"{self.split}:{index}", "train_tiny_item")
+        lang = "zh" if index % 2 else "en"
+        text = self.text(rng, lang)
+        res = self.tts.synthesize([text], self.speaker(rng), lang)[0]
+        lead = int(rng.integers(0, int(0.3 * SAMPLE_RATE))) if pad else 0
+        tail = int(rng.integers(0, int(0.3 * SAMPLE_RATE))) if pad else 0
+        audio = np.concatenate([np.zeros(lead, np.float32), res.audio, np.zeros(tail, np.float32)])
+        index_of = {lab: i for i, lab in enumerate(LABELS)}
+        labels = [index_of[lab] for u in text_to_units(text, lang, LABELS) for lab in u.labels]
+        starts = [(w, t + lead) for w, t in (res.word_starts_samples or [])]
+        return Item(audio, text, lang, starts, labels)
+
+
+def augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random gain and, most of the time, white noise at 15-45 dB SNR."""
+    out = audio * np.float32(rng.uniform(0.2, 1.0))
+    if rng.random() < 0.7:
+        power = float(np.mean(out**2)) + 1e-12
+        snr_db = rng.uniform(15, 45)
+        out = out + rng.standard_normal(out.size).astype(np.float32) * np.float32(
+            np.sqrt(power / 10 ** (snr_db / 10))
+        )
+    return out.astype(np.float32)
+
+
+def train(
+    out_dir: Path,
+    steps: int,
+    n_utts: int,
+    seed: int,
+    batch: int,
+    threads: int,
+    cfg: TinyConfig,
+    log_every: int = 50,
+) -> dict:
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    t0 = time.perf_counter()
+    corpus = Corpus("train")
+    items = [corpus.item(seed, i) for i in range(n_utts)]
+    t_data = time.perf_counter() - t0
+    hours = sum(it.audio.size for it in items) / SAMPLE_RATE / 3600
+    print(f"synthesized {n_utts} utterances ({hours:.2f} h) in {t_data:.0f} s", flush=True)
+    order = sorted(range(n_utts), key=lambda i: (items[i].audio.size, i))
+    batches = [order[i : i + batch] for i in range(0, n_utts, batch)]
+    model = TinyCTC(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
+    warm = max(1, steps // 15)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + np.cos(np.pi * (step - warm) / max(1, steps - warm))) * 0.97 + 0.03
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    losses: list[float] = []
+    for step in range(steps):
+        rng = seeded_rng(seed, str(step), "train_tiny_step")
+        idx = batches[int(rng.integers(len(batches)))]
+        max_len = max(items[i].audio.size for i in idx)
+        x = np.zeros((len(idx), max_len), np.float32)
+        for r, i in enumerate(idx):
+            x[r, : items[i].audio.size] = items[i].audio
+        x = np.stack([augment(row, rng) for row in x])
+        targets = torch.tensor([lab for i in idx for lab in items[i].labels], dtype=torch.long)
+        target_lens = torch.tensor([len(items[i].labels) for i in idx], dtype=torch.long)
+        in_lens = torch.tensor([model.n_frames(items[i].audio.size) for i in idx], dtype=torch.long)
+        lp = model(torch.from_numpy(x))  # [B, T, C]
+        loss = ctc(lp.transpose(0, 1), targets, in_lens, target_lens)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % log_every == 0 or step == 0:
+            print(
+                f"step {step + 1}/{steps} loss {np.mean(losses[-log_every:]):.3f} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+    model.eval()
+    return {
+        "model": model,
+        "items_hours": hours,
+        "final_loss": float(np.mean(losses[-50:])),
+        "train_seconds": time.perf_counter() - t0,
+    }
+
+
+def calibrate(model, cfg: TinyConfig, seed: int, n: int, min_count: int = 12) -> tuple[dict[str, int], dict]:
+    """Onset calibration on fresh *training-voice* utterances (never held-out ones): the median
+    shift (model-rate samples) from a word's first-label frame to espeak's native word start per
+    language, per first label and per first two labels (keys with >= ``min_count`` words), then a
+    per-language least-squares correction on the first label's posteriors around that frame."""
+    from .base import align_frames, offset_key, onset_features
+    from .tiny_model import log_probs
+
+    corpus = Corpus("train")
+    rows: list[tuple[str, list[str], int, np.ndarray]] = []  # (lang, labels, residual, features)
+    for i in range(n):
+        it = corpus.item(seed + 1, 10_000_000 + i)
+        units = text_to_units(it.text, it.lang, LABELS)
+        lp = log_probs(model, it.audio)
+        path = align_frames(lp, units, LABELS)
+        if len(it.native_starts) != len(units):
+            continue
+        for (_, native), ls, u in zip(it.native_starts, path.label_starts, units, strict=True):
+            feats = onset_features(lp, ls[0], LABELS.index(u.labels[0]))
+            rows.append((it.lang, u.labels, native - ls[0] * cfg.frame_samples, feats))
+    groups: dict[str, list[int]] = {}
+    for lang, labels, r, _ in rows:
+        for key in (lang, f"{lang}:{labels[0]}", f"{lang}:{''.join(labels[:2])}"):
+            groups.setdefault(key, []).append(r)
+    offsets = {k: int(np.median(v)) for k, v in sorted(groups.items()) if ":" not in k or len(v) >= min_count}
+    refine: dict[str, list[float]] = {}
+    for lang in sorted({r[0] for r in rows}):
+        sel = [r for r in rows if r[0] == lang]
+        y = np.array([r[2] - offsets[offset_key(offsets, lang, r[1])] for r in sel], np.float64)
+        x = np.array([np.concatenate([[1.0], r[3]]) for r in sel])
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        refine[lang] = [round(float(c), 3) for c in coef]
+    return offsets, refine
+
+
+def save(out_dir: Path, model, cfg: TinyConfig, offsets: dict[str, int], refine: dict, info: dict) -> Path:
+    import io
+
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # float16 halves the file; the aligner casts back to float32 on load.
+    state = {k: v.detach().half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    blob = buf.getvalue()
+    (out_dir / "tiny_ctc.pt").write_bytes(blob)
+    meta = {
+        "labels": list(LABELS),
+        "model": cfg.to_dict(),
+        "start_offset_samples": offsets,
+        "start_refine": refine,
+        "training": info,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    (out_dir / "tiny_ctc.json").write_text(
+        json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return out_dir / "tiny_ctc.pt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .tiny import MODEL_DIR
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--utterances", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calibration", type=int, default=800)
+    ap.add_argument("--channels", type=int, default=TinyConfig.channels)
+    ap.add_argument("--gru-hidden", type=int, default=TinyConfig.gru_hidden)
+    args = ap.parse_args(argv)
+    cfg = TinyConfig(channels=args.channels, gru_hidden=args.gru_hidden)
+    res = train(args.out, args.steps, args.utterances, args.seed, args.batch, args.threads, cfg)
+    offsets, refine = calibrate(res["model"], cfg, args.seed, args.calibration)
+    info = {
+        "steps": args.steps,
+        "utterances": args.utterances,
+        "batch": args.batch,
+        "seed": args.seed,
+        "threads": args.threads,
+        "hours": round(res["items_hours"], 3),
+        "final_loss": round(res["final_loss"], 4),
+        "held_out_variants": [v for v in ALL_VARIANTS if is_held_out_variant(v)],
+    }
+    path = save(args.out, res["model"], cfg, offsets, refine, info)
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); {len(offsets)} onset offsets; {res['train_seconds']:.0f} s",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
