@@ -13,6 +13,7 @@ Input: a :class:`DecodedSample` / histogram dicts (``edges``, ``counts``). No re
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 # (the Makefile installs Debian's fonts-wqy-microhei); DejaVu stays first for Latin text.
 # Register the file directly: matplotlib's font cache may predate the font's installation.
 _CJK_FONT_FILE = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+# The CJK font has no bold face; matplotlib substitutes the regular one, which is fine, silently.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 if os.path.exists(_CJK_FONT_FILE):
     font_manager.fontManager.addfont(_CJK_FONT_FILE)
 plt.rcParams["font.family"] = ["DejaVu Sans", "WenQuanYi Micro Hei", "sans-serif"]  # per-glyph fallback

@@ -20,6 +20,7 @@ import soundfile as sf
 
 from duplexloom.schemas.chunk import ChunkRecord
 from duplexloom.schemas.sample import SampleMeta
+from duplexloom.schemas.units import chunk_samples
 
 FIXED_MTIME = 1_700_000_000  # 2023-11-14; any constant works, it only has to be fixed
 REQUIRED_MEMBERS = ("user.flac", "assistant.flac", "json", "chunks.json", "trace.txt")
@@ -54,6 +55,15 @@ def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
     return audio, sr
 
 
+def _pad_to(key: str, track: str, audio: np.ndarray, n_samples: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) > n_samples:
+        raise ValueError(
+            f"{key}: {track} track has {len(audio)} samples, more than its chunks hold ({n_samples})"
+        )
+    return np.pad(audio, (0, n_samples - len(audio)))
+
+
 def dumps_json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -66,10 +76,17 @@ def encode_sample(
     trace: str,
     extra: dict[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """Member suffix -> bytes for one sample. Both tracks must have the session's chunk-padded length."""
-    if len(user_audio) != len(assistant_audio):
-        raise ValueError(f"{meta.key}: track lengths differ ({len(user_audio)} vs {len(assistant_audio)})")
+    """Member suffix -> bytes for one sample.
+
+    Both tracks are padded with silence to ``len(chunks)`` whole chunks: the serializer may add
+    chunks past the session end while the action queue drains (docs/DECISIONS.md), and every chunk
+    must have its audio. A track longer than the chunks is a bug and raises.
+    """
     sr = meta.timeline.sample_rate
+    want = len(chunks) * chunk_samples(sr, meta.chunk_ms)
+    user_audio, assistant_audio = (
+        _pad_to(meta.key, name, a, want) for name, a in (("user", user_audio), ("assistant", assistant_audio))
+    )
     members = {
         "user.flac": encode_flac(user_audio, sr),
         "assistant.flac": encode_flac(assistant_audio, sr),
