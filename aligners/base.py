@@ -89,6 +89,8 @@ class CTCAligner(Aligner):
     # per-language linear correction on the first label's posteriors around that frame.
     start_offset_samples: dict[str, int] = {}  # noqa: RUF012 - replaced per instance, never mutated
     start_refine: dict[str, list[float]] = {}  # noqa: RUF012 - lang -> [bias, w_prev, w_at, w_next]
+    time_shifts: int = 1  # alignment passes at fractions of a frame (see align)
+    snap_to_speech: bool = True  # move word onsets out of / to the end of pauses (see snap_onsets_to_speech)
 
     def unit_onset_shift(self, lang: str, labels: list[str], lp: np.ndarray, frame: int) -> int:
         """Model-rate samples to add to ``frame * frame_samples`` to get the word onset."""
@@ -110,21 +112,44 @@ class CTCAligner(Aligner):
         if not units:
             raise RejectError("align_empty_text", f"no words in {text[:40]!r}")
         model_audio = resample(audio, sample_rate, self.model_rate)
-        lp = self.log_probs(model_audio)
-        frames = align_frames(lp, units, self.labels)
-        shifts = [
-            self.unit_onset_shift(lang, u.labels, lp, ls[0])
-            for u, ls in zip(units, frames.label_starts, strict=True)
-        ]
+        # Sub-frame resolution: align again with the audio delayed by a fraction of a frame and
+        # average the onsets (each pass is calibrated on its own; the delay is subtracted).
+        n_pass = max(1, int(self.time_shifts))
+        end_shift = int(self.start_offset_samples.get(lang, 0))
+        first_path: FramePath | None = None
+        label_pos: list[list[float]] = []
+        end_pos: list[float] = []
+        for j in range(n_pass):
+            pad = j * self.frame_samples // n_pass
+            x = np.concatenate([np.zeros(pad, np.float32), model_audio]) if pad else model_audio
+            lp = self.log_probs(x)
+            path = align_frames(lp, units, self.labels)
+            lpos = [
+                [f * self.frame_samples + self.unit_onset_shift(lang, u.labels, lp, ls[0]) - pad for f in ls]
+                for u, ls in zip(units, path.label_starts, strict=True)
+            ]
+            epos = [e * self.frame_samples + end_shift - pad for e in path.unit_ends]
+            if first_path is None:
+                first_path, label_pos, end_pos = path, lpos, epos
+            else:
+                label_pos = [
+                    [a + b for a, b in zip(x0, x1, strict=True)]
+                    for x0, x1 in zip(label_pos, lpos, strict=True)
+                ]
+                end_pos = [a + b for a, b in zip(end_pos, epos, strict=True)]
+        assert first_path is not None
+        label_pos = [[p / n_pass for p in row] for row in label_pos]
+        end_pos = [p / n_pass for p in end_pos]
+        if self.snap_to_speech:
+            snap_onsets_to_speech(label_pos, model_audio, self.model_rate)
         al = spans_from_frames(
-            frames,
+            first_path,
             units,
-            frame_samples=self.frame_samples,
             model_rate=self.model_rate,
             out_rate=sample_rate,
             n_samples=audio.size,
-            unit_shifts=shifts,
-            end_shift=int(self.start_offset_samples.get(lang, 0)),
+            label_pos=label_pos,
+            end_pos=end_pos,
         )
         if al.confidence < self.config.min_confidence:
             raise RejectError("align_low_confidence", f"{al.confidence:.3f} < {self.config.min_confidence}")
@@ -173,23 +198,20 @@ def spans_from_frames(
     path: FramePath,
     units: list[UnitTokens],
     *,
-    frame_samples: int,
     model_rate: int,
     out_rate: int,
     n_samples: int,
-    unit_shifts: list[int],
-    end_shift: int = 0,
+    label_pos: list[list[float]],
+    end_pos: list[float],
 ) -> Alignment:
-    """Turn a frame path into word and character spans at ``out_rate``. ``unit_shifts`` move each
-    word's (and its characters') start frame to the onset; ``end_shift`` moves word ends."""
+    """Word and character spans at ``out_rate`` from the onset of every label (``label_pos``) and
+    the end of every word (``end_pos``), both in model-rate samples; ``path`` gives confidences."""
 
-    def to_out(frame: int, shift: int = 0) -> int:
-        s = frame * frame_samples + shift  # model-rate samples
-        s = (s * out_rate + model_rate // 2) // model_rate
-        return int(min(max(s, 0), n_samples))
+    def to_out(pos: float) -> int:
+        return int(min(max(round(pos * out_rate / model_rate), 0), n_samples))
 
-    word_starts = [to_out(ls[0], sh) for ls, sh in zip(path.label_starts, unit_shifts, strict=True)]
-    word_ends = [to_out(e, end_shift) for e in path.unit_ends]
+    word_starts = [to_out(row[0]) for row in label_pos]
+    word_ends = [to_out(e) for e in end_pos]
     words: list[TimedSpan] = []
     chars: list[TimedSpan] = []
     confs: list[float] = []
@@ -205,12 +227,12 @@ def spans_from_frames(
         words.append(TimedSpan(text=unit.unit.text, start_samples=start, end_samples=end, confidence=conf))
         # Characters: each starts at its first label's frame; a character without labels (a hyphen)
         # is a zero-width span where the next one starts.
-        label_pos = 0
+        label_i = 0
         char_starts: list[int | None] = []
         for labs in unit.char_labels:
             if labs:
-                char_starts.append(to_out(path.label_starts[k][label_pos], unit_shifts[k]))
-                label_pos += len(labs)
+                char_starts.append(to_out(label_pos[k][label_i]))
+                label_i += len(labs)
             else:
                 char_starts.append(None)
         resolved: list[int] = []
@@ -226,6 +248,55 @@ def spans_from_frames(
             chars.append(TimedSpan(text=ch, start_samples=c0, end_samples=c1))
     confidence = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12))))) if confs else 0.0
     return Alignment(words=tuple(words), chars=tuple(chars), confidence=confidence, sample_rate=out_rate)
+
+
+SNAP_HOP_MS = 5
+SNAP_MIN_PAUSE_MS = 80  # shorter silences are stop closures inside speech, not pauses
+SNAP_MAX_BACK_MS = 400
+SNAP_REL_DB = -40.0
+SNAP_LEAD_MS = 10  # word onsets sit a little before the energy rise (stop closures, soft attacks)
+SNAP_MIN_SHIFT_MS = 40  # smaller corrections are left to the calibration
+
+
+def snap_onsets_to_speech(label_pos: list[list[float]], audio: np.ndarray, rate: int) -> None:
+    """A word whose first label fires well after a pause starts where the pause ends: CTC spikes of
+    vowel-initial words often come late. Pause = a run of
+    5 ms frames at least 40 dB below the loud frames, >= 80 ms long. Edits ``label_pos`` (model-rate
+    samples) in place, keeping word onsets ordered."""
+    hop = rate * SNAP_HOP_MS // 1000
+    n = audio.size // hop
+    if n < 2:
+        return
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1)) + 1e-10
+    db = 20 * np.log10(rms)
+    silent = db < np.percentile(db, 95) + SNAP_REL_DB
+    runs: list[tuple[int, int]] = []  # pauses as [start, end) frames
+    i = 0
+    while i < n:
+        if not silent[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and silent[j]:
+            j += 1
+        if (j - i) * SNAP_HOP_MS >= SNAP_MIN_PAUSE_MS or i == 0:
+            runs.append((i, j))
+        i = j
+    max_back = SNAP_MAX_BACK_MS // SNAP_HOP_MS
+    lead = rate * SNAP_LEAD_MS // 1000
+    min_shift = rate * SNAP_MIN_SHIFT_MS // 1000
+    prev_onset_frame = -1
+    for row in label_pos:
+        f = int(min(max(row[0] // hop, 0), n - 1))
+        # Only a pause that lies wholly after the previous word's onset and ends before this
+        # word's first label can hold this word's true onset.
+        cands = [e for st, e in runs if st > prev_onset_frame and f - max_back <= e <= f]
+        if cands:
+            cand = cands[-1] * hop - lead
+            if row[0] - cand >= min_shift:
+                shift = cand - row[0]
+                row[:] = [p + shift if k == 0 else max(p, cand) for k, p in enumerate(row)]
+        prev_onset_frame = int(row[0] // hop)
 
 
 def onset_features(lp: np.ndarray, frame: int, label_index: int) -> np.ndarray:

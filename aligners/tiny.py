@@ -21,6 +21,7 @@ MODEL_NAME = "tiny_ctc"
 class TinyConfig(AlignerConfig):
     model_dir: str | None = None
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    time_shifts: int = 1  # >1: extra passes at fractions of a frame, onsets averaged (slower)
 
 
 def load_tiny(model_dir: str | Path | None = None):
@@ -58,6 +59,7 @@ class TinyAligner(CTCAligner):
         self.model_rate = int(meta["model"]["sample_rate"])
         self.frame_samples = int(meta["model"]["hop_samples"]) * int(meta["model"]["stride"])
         self.start_offset_samples = {k: int(v) for k, v in meta.get("start_offset_samples", {}).items()}
+        self.time_shifts = config.time_shifts
         self.start_refine = {k: [float(x) for x in v] for k, v in meta.get("start_refine", {}).items()}
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
