@@ -36,26 +36,27 @@ LAYOUTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _layout_member(name: str, timeline, tokenizer) -> bytes:
+def _layout_member(name: str, timeline, tokenizer, annotation) -> bytes:
+    """The extra member of layout ``name``: lws gets the written reply of the cognition stream (if
+    the annotator made one), ct the rendered thinking-chain nodes (``{TYPE} text @ctx:ID``)."""
+    from duplexloom.annotators.chains import render as render_node
     from duplexloom.timeline.sample_codec import dumps_json
 
     if name not in LAYOUTS:
         raise RejectError("unknown_layout", f"layout {name!r}; known: ta4, {', '.join(LAYOUTS)}")
     mod, fn, _ = LAYOUTS[name]
     render = getattr(importlib.import_module(mod), fn)
-    out = render(timeline, tokenizer=tokenizer)
-    if hasattr(out, "model_dump"):
-        out = out.model_dump(mode="json")
-    elif isinstance(out, list | tuple):
-        out = [o.model_dump(mode="json") if hasattr(o, "model_dump") else o for o in out]
-    return out if isinstance(out, bytes) else dumps_json(out)
+    if name == "lws":
+        reply = next((c.reply_text for c in annotation.cognition), None)
+        out = render(timeline, tokenizer, reply_text=reply)
+    else:
+        out = render(timeline, tokenizer, chain_nodes=[render_node(n) for n in annotation.chains])
+    return dumps_json(out)
 
 
 def timing_of(timeline) -> dict[str, Any]:
-    try:
-        from duplexloom.timeline.timing import timing_stats
-    except ImportError:
-        return {}
+    from duplexloom.timeline.timing import timing_stats
+
     stats = timing_stats(timeline)
     return stats.model_dump(mode="json") if hasattr(stats, "model_dump") else dict(stats)
 
@@ -103,7 +104,11 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int) -> EncodedSample:
         layouts=tuple(sc.layouts),
         reply_text=reply,
     )
-    extra = {LAYOUTS[name][2]: _layout_member(name, tl, tokenizer) for name in sc.layouts if name != "ta4"}
+    extra = {
+        LAYOUTS[name][2]: _layout_member(name, tl, tokenizer, ps.annotation)
+        for name in sc.layouts
+        if name != "ta4"
+    }
     members = encode_sample(
         meta, built.user_audio, built.assistant_audio, chunks, render_trace(chunks), extra
     )

@@ -10,16 +10,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from duplexloom.aligners.tiny import MODEL_DIR, MODEL_NAME  # noqa: E402
 from duplexloom.pipelines.cli import main as cli_main
 from duplexloom.pipelines.config import load_config
 from duplexloom.pipelines.run import DEFAULT_SEEDS, run
 from duplexloom.timeline.sample_codec import decode_sample, iter_shard
-
-pytestmark = pytest.mark.skipif(
-    not (Path(MODEL_DIR) / f"{MODEL_NAME}.pt").exists(),
-    reason="the bundled tiny aligner model is not built yet (make aligner-model)",
-)
 
 PICK = ("en-qa-00", "zh-qa-03", "en-tool-01", "zh-dlg-01", "en-dlg-02")
 BAD = Path(DEFAULT_SEEDS).with_name("bad_seeds.jsonl")
@@ -40,19 +34,19 @@ def n_seed_lines(p: Path) -> int:
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    # One synthesis cache for every run of this module, as a rerun on one machine would have:
-    # espeak-ng's output depends slightly on its call history, the cache makes reruns identical.
+    # The first run's cache; the determinism tests give their reruns fresh caches of their own, so
+    # byte-identity cannot come from sharing cached audio or alignments.
     return tmp_path_factory.mktemp("cache")
 
 
-def run_into(out: Path, seeds: Path, *extra: str, beam_args=()):
+def run_into(out: Path, seeds: Path, *extra: str, beam_args=(), cache: Path | None = None):
     cfg = load_config(
         None,
         [
             f"output.dir={out}",
             f"input.seeds=['{seeds}']",
             "shards.num_shards=3",
-            f"output.cache_dir={CACHE[0]}",
+            f"output.cache_dir={cache or CACHE[0]}",
             "progress=false",
             *extra,
         ],
@@ -126,18 +120,18 @@ def test_shards_manifest_and_samples_agree(first_run):
 def test_rerun_is_byte_identical_and_resume_skips(first_run, seeds_file, tmp_path):
     out1, summary1 = first_run
     out2 = tmp_path / "run2"
-    summary2 = run_into(out2, seeds_file)
+    summary2 = run_into(out2, seeds_file, cache=tmp_path / "fresh-cache")
     assert shard_digests(out1) == shard_digests(out2) and shard_digests(out1)
     assert (out1 / "manifest.parquet").read_bytes() == (out2 / "manifest.parquet").read_bytes()
     assert (out1 / "rejects.jsonl").read_bytes() == (out2 / "rejects.jsonl").read_bytes()
     # Resume into the same directory: every shard is finished, nothing is recomputed, nothing lost.
     before = {p: p.stat().st_mtime_ns for p in (out2 / "shards").glob("*.tar")}
-    summary3 = run_into(out2, seeds_file)
+    summary3 = run_into(out2, seeds_file, cache=tmp_path / "fresh-cache")
     assert summary3["shards"]["skipped_on_resume"] == summary3["shards"]["count"] == len(before)
     assert {p: p.stat().st_mtime_ns for p in (out2 / "shards").glob("*.tar")} == before
     assert summary3["accounting"] == summary2["accounting"] == summary1["accounting"]
     # A changed setting invalidates the finished shards: they are recomputed.
-    summary4 = run_into(out2, seeds_file, "serializer.budget=12")
+    summary4 = run_into(out2, seeds_file, "serializer.budget=12", cache=tmp_path / "fresh-cache")
     assert summary4["shards"]["skipped_on_resume"] == 0
 
 
@@ -145,8 +139,35 @@ def test_rerun_is_byte_identical_and_resume_skips(first_run, seeds_file, tmp_pat
 def test_multiprocessing_runner_gives_the_same_bytes(first_run, seeds_file, tmp_path):
     out1, _ = first_run
     out = tmp_path / "mp"
-    run_into(out, seeds_file, beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    run_into(
+        out,
+        seeds_file,
+        beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        cache=tmp_path / "mp-cache",
+    )
     assert shard_digests(out) == shard_digests(out1)
+
+
+def test_layouts_are_written_as_extra_members(first_run, seeds_file, tmp_path):
+    out = tmp_path / "layouts"
+    summary = run_into(out, seeds_file, "serializer.layouts=[ta4,lws,ct]")
+    assert summary["accounting"]["balanced"] and summary["internal_errors"] == 0
+    seen = 0
+    for tar in sorted((out / "shards").glob("*.tar")):
+        with open(tar, "rb") as f:
+            for key, members in iter_shard(f):
+                s = decode_sample(key, members)
+                units = json.loads(s.extra["lws.json"])
+                frames = json.loads(s.extra["ct.json"])
+                # lws: 1 s units covering the session; ct: one token per 80 ms frame, with a <BOS>
+                # for every assistant reply that was spoken.
+                sr = s.meta.timeline.sample_rate
+                assert len(units) == -(-s.meta.timeline.duration_samples // sr)
+                assert len(frames) >= s.meta.timeline.duration_samples // (sr * 80 // 1000)
+                n_replies = sum(1 for u in s.meta.timeline.utterances if u.speaker == "assistant")
+                assert frames.count("<BOS>") == n_replies
+                seen += 1
+    assert seen == summary["accounting"]["samples_out"] > 0
 
 
 def test_cli_refuses_unreadable_input_clearly(tmp_path, capsys):
