@@ -88,13 +88,16 @@ class EspeakTTS(TTSBackend):
             raise RejectError("tts_empty_text", f"no speakable words in {text[:40]!r}")
         p = speaker.engine_params
         synth = espeak_isolated.synth if self.config.isolate_state else espeak_lib.synth
-        pcm, sr, events = synth(
-            engine_text,
-            voice_name(speaker, lang),
-            rate=int(p.get("rate", 175)),
-            pitch=int(p.get("pitch", 50)),
-            pitch_range=int(p.get("range", 50)),
-        )
+        try:
+            pcm, sr, events = synth(
+                engine_text,
+                voice_name(speaker, lang),
+                rate=int(p.get("rate", 175)),
+                pitch=int(p.get("pitch", 50)),
+                pitch_range=int(p.get("range", 50)),
+            )
+        except espeak_isolated.EngineCrashed as e:
+            raise RejectError("tts_engine_crash", str(e)) from None
         audio = pcm.astype(np.float32) * (self.config.gain / 32768.0)
         out_sr = self.config.sample_rate
         audio = resample(audio, sr, out_sr)

@@ -10,7 +10,7 @@ without sharing a cache. Cost: one fork of a small process per utterance (about 
 
 Protocol on the zygote's stdin/stdout: 4-byte big-endian length + pickle. Request
 ``(text, voice, rate, pitch, pitch_range, wordgap)``; reply ``("ok", (pcm, sr, events))`` or
-``("error", message)``. No reject codes here: the caller checks its inputs.
+``("error", message)`` or ``("crashed", message)``. No reject codes here: the caller checks its inputs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ from typing import Any
 import numpy as np
 
 _HEADER = struct.Struct(">I")
+
+
+class EngineCrashed(RuntimeError):
+    """The forked child died while synthesizing (libespeak-ng 1.51 segfaults on some voice/text
+    pairs). Only that child died: the zygote and the caller go on."""
 
 
 def _read_msg(stream: Any) -> Any:
@@ -68,6 +73,8 @@ class _Zygote:
             proc = self._ensure()
             _write_msg(proc.stdin, request)
             status, payload = _read_msg(proc.stdout)
+        if status == "crashed":
+            raise EngineCrashed(payload)
         if status == "error":
             raise ValueError(payload)
         return payload
@@ -103,20 +110,24 @@ def _serve() -> None:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: synthesize from the pristine state, answer, and leave at once
-            os.close(read_fd)
-            with os.fdopen(write_fd, "wb") as out:
-                try:
-                    reply = ("ok", espeak_lib.synth(*request))
-                except (ValueError, RuntimeError) as e:
-                    reply = ("error", str(e))
-                _write_msg(out, reply)
-            os._exit(0)
+            try:
+                os.close(read_fd)
+                with os.fdopen(write_fd, "wb") as out:
+                    try:
+                        reply = ("ok", espeak_lib.synth(*request))
+                    except (ValueError, RuntimeError) as e:
+                        reply = ("error", str(e))
+                    _write_msg(out, reply)
+            finally:
+                # Never fall back into the zygote's loop: a child that dies before answering
+                # reads as a crash in the zygote.
+                os._exit(0)
         os.close(write_fd)
         with os.fdopen(read_fd, "rb") as inp:
             try:
                 reply = _read_msg(inp)
             except EOFError:
-                reply = ("error", f"espeak-ng child crashed on {request[0][:40]!r}")
+                reply = ("crashed", f"espeak-ng crashed on request {str(request)[:80]}")
         os.waitpid(pid, 0)
         _write_msg(stdout, reply)
 

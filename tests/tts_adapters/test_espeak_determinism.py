@@ -50,3 +50,17 @@ def test_without_isolation_history_leaks_in():
         digests.add(_digest(tts, SPEAKER, TEXT)[0])
         _digest(tts, OTHER, "other words here")
     assert len(digests) > 1
+
+
+def test_a_child_that_dies_is_a_crash_and_the_zygote_goes_on():
+    import pytest
+
+    from duplexloom.tts_adapters import espeak_isolated
+
+    # A child that dies before answering (as when libespeak-ng segfaults on some voice/text pairs):
+    # here a malformed request makes it raise inside the child.
+    with pytest.raises(espeak_isolated.EngineCrashed, match="crashed"):
+        espeak_isolated._zygote.synth("only text")
+    # The zygote survives and the next utterance is still right.
+    tts = get_tts("espeak")
+    assert _digest(tts, SPEAKER, TEXT) == _digest(tts, SPEAKER, TEXT)
