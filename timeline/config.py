@@ -15,19 +15,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# The task families (SPEC section 11) are defined once, next to their system prompts.
+from duplexloom.prompts import FAMILIES
 from duplexloom.schemas.units import CHUNK_MS, DEFAULT_SAMPLE_RATE
-
-FAMILIES: tuple[str, ...] = (
-    "dialogue",
-    "asr_human",
-    "asr_assistant",
-    "interpret",
-    "toolcall",
-    "interrupt",
-    "backchannel",
-    "pause",
-    "think",
-)
 
 # The published mixture (SPEC section 11): pretraining is dominated by duplex dialogue with large
 # ASR slices; post-training by interrupt/backchannel/pause plus tool calls.
