@@ -79,9 +79,10 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
                 )
                 if rej is None and self.cache_dir:
                     # Determinism: use what the cache holds (24-bit quantized), not the fresh float
-                    # audio, so a first run and a rerun from the cache see the same samples. espeak-ng
-                    # also carries internal state between calls (lengths vary by a few samples with
-                    # call history), so the cache, not the engine, is what makes reruns identical.
+                    # audio, so a first run and a rerun from the cache see the same samples. (The
+                    # engine itself is reproducible: the espeak backend synthesizes every utterance
+                    # from a pristine state, see tts_adapters/espeak_isolated.py.) This second call
+                    # is a cache read.
                     res, rej = call_routed(
                         STAGE,
                         items[0].session_id,
