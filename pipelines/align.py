@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import timed
@@ -44,6 +45,9 @@ class Aligned:
     chars: tuple[TimedSpan, ...] = ()
     confidence: float | None = None
     reject: Reject | None = None
+    # Set by the spool (pipelines/spool.py) instead of ``audio`` before the session shuffle.
+    audio_ref: str | None = None
+    n_samples: int = 0
 
 
 def align_key(audio: np.ndarray, sample_rate: int, text: str, lang: str, settings: dict) -> str:
@@ -116,6 +120,7 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self.policy = policy
 
     def load_model(self):
+        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
         self.settings = {"backend": self.backend, "options": self.options}
         if not self.enabled:

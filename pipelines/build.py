@@ -14,7 +14,9 @@ from __future__ import annotations
 import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
+from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
+from duplexloom.pipelines.spool import load_clip
 from duplexloom.pipelines.stages import timed
 from duplexloom.schemas import Utterance
 
@@ -56,6 +58,7 @@ class BuildSession(beam.DoFn):
         self.cfg = cfg
 
     def setup(self) -> None:
+        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         self.tcfg = self.cfg.timeline_config()
 
     def process(self, kv):
@@ -64,7 +67,8 @@ class BuildSession(beam.DoFn):
         if len(sessions) != 1:
             raise RuntimeError(f"session {seed_id}: expected one plan, got {len(sessions)}")
         ps = sessions[0]
-        aligned = sorted(grouped["clips"], key=lambda a: a.item.utterance_id)
+        # Clips arrive as spool references (pipelines/spool.py); read back one session at a time.
+        aligned = sorted((load_clip(a) for a in grouped["clips"]), key=lambda a: a.item.utterance_id)
         shard = shard_of(sample_key(seed_id), self.cfg.shards.num_shards)
         failed = [a.reject for a in aligned if a.reject is not None]
         if failed:

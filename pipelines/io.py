@@ -8,6 +8,9 @@ No reject codes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -46,13 +49,31 @@ def mkdirs(path: str) -> None:
                 raise
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a unique temporary name and a rename."""
+def delete(paths: list[str]) -> None:
+    FileSystems.delete(paths)
+
+
+@contextmanager
+def open_atomic(path: str) -> Iterator[BinaryIO]:
+    """A writer whose bytes appear at ``path`` only when the block ends without an exception
+    (written to a unique temporary name, then renamed); on an exception the temporary is removed."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(
+    f = FileSystems.create(
         tmp, mime_type="application/octet-stream", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        f.write(data)
+    )
+    try:
+        with f:
+            yield f
+    except BaseException:
+        if FileSystems.exists(tmp):
+            FileSystems.delete([tmp])
+        raise
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a unique temporary name and a rename."""
+    with open_atomic(path) as f:
+        f.write(data)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.routing import INTERNAL_ERROR
+from duplexloom.pipelines.spool import delete_tree, work_dir
 from duplexloom.schemas import Reject
 
 STAGE_ORDER = ("seeds", "annotate", "plan", "tts", "align", "build", "serialize")
@@ -187,4 +188,7 @@ def write_outputs(
         io.join(out_dir, "summary.json"),
         (json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"),
     )
+    # Every shard is written and has removed its own spool folder; what is left (a crashed
+    # earlier run's leftovers) goes too.
+    delete_tree(work_dir(out_dir))
     return summary

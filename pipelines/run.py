@@ -1,8 +1,10 @@
 """The composition: seeds -> annotate -> plan -> TTS -> align -> build -> serialize -> shards.
 
-Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``GroupSession``,
-``Build``, ``Serialize``, ``GroupShard``, ``WriteShards``, ``WriteOutputs``) so a Dataflow update
-or a reader of the job graph can rely on them. :func:`build_pipeline` wires the transforms on a
+Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``SpoolClips``,
+``GroupSession``, ``Build``, ``Serialize``, ``SpoolSamples``, ``GroupShard``, ``WriteShards``,
+``WriteOutputs``) so a Dataflow update or a reader of the job graph can rely on them. Audio and
+sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
+memory does not grow with the number of seeds. :func:`build_pipeline` wires the transforms on a
 given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
 writes the resolved config beside the output, runs it, and returns the summary.
 Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
@@ -26,11 +28,13 @@ from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import RunConfig, config_digest, resolved_yaml
 from duplexloom.pipelines.encode import EncodeSample
+from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import write_outputs
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
 from duplexloom.pipelines.shards import WriteShard
+from duplexloom.pipelines.spool import SpoolClip, SpoolSample
 from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.tts import TTSModelHandler
 
@@ -107,6 +111,7 @@ def build_pipeline(
         spoken
         | "Align" >> align_step
         | "AlignResult" >> beam.Map(lambda pr: (pr.inference.item.session_id, pr.inference))
+        | "SpoolClips" >> beam.Map(SpoolClip(out_dir, n))
     )
     built = (
         {"sessions": planned.ok, "clips": aligned}
@@ -126,7 +131,9 @@ def build_pipeline(
     results = (
         {
             "plans": seeds[PLANS] | "KeyPlans" >> beam.Map(lambda pl: (pl.shard, pl)),
-            "samples": encoded.ok | "KeySamples" >> beam.Map(lambda e: (e.shard, e)),
+            "samples": encoded.ok
+            | "SpoolSamples" >> beam.Map(SpoolSample(out_dir, n))
+            | "KeySamples" >> beam.Map(lambda e: (e.shard, e)),
             "rejects": rejects,
         }
         | "GroupShard" >> beam.CoGroupByKey()
@@ -166,6 +173,7 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
     out_dir = cfg.output.dir
     io.mkdirs(out_dir)
     io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
+    pin_mmap_threshold()  # the DirectRunner runs the stages in this process
     options = PipelineOptions(ensure_runner(beam_args or []))
     p = beam.Pipeline(options=options)
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))

@@ -2,8 +2,12 @@
 
 Input: per shard (``shard = int(sha256(key)[:8], 16) % num_shards``, :mod:`.keys`) its
 :class:`~.seeds.ShardPlan`, its encoded samples and its rejects. Output: ``shards/%06d.tar``
-(members sorted, fixed mtime: :func:`duplexloom.timeline.sample_codec.shard_tar_bytes`) and
+(members sorted, fixed mtime: :func:`duplexloom.timeline.sample_codec.write_shard_tar`) and
 ``state/%06d.json``; then the shard's manifest rows and rejects flow on to the run's outputs.
+Samples arrive as references into the spool (:mod:`.spool`); the tar is streamed to its file one
+sample at a time, so writing a shard needs one sample's memory, whatever the shard's size. After
+the state is written the shard's spool folder is removed; a retried bundle that finds it gone
+takes its result from the state the first attempt wrote.
 
 Resume stays correct although a shard's bytes depend on all of its samples:
 1. a shard's tar is written to a temporary name and renamed, and its state file (config digest,
@@ -29,8 +33,10 @@ from apache_beam.metrics import Metrics
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.keys import shard_name
+from duplexloom.pipelines.memory import pin_mmap_threshold
+from duplexloom.pipelines.spool import delete_tree, get_members, shard_dir
 from duplexloom.schemas import Reject
-from duplexloom.timeline.sample_codec import shard_tar_bytes
+from duplexloom.timeline.sample_codec import shard_order, shard_tar_bytes, write_shard_tar
 
 STAGE = "write"
 STATE_VERSION = 1
@@ -46,6 +52,7 @@ class EncodedSample:
     members: dict[str, bytes]
     row: dict[str, Any]
     timing: dict[str, Any] = field(default_factory=dict)  # timing_stats() of its timeline
+    ref: str | None = None  # spooled members (pipelines/spool.py): ``members`` is then empty
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,33 @@ def load_finished_state(out_dir: str, shard: int, *, config_digest: str, input_d
 
 
 def shard_bytes(samples: list[EncodedSample]) -> bytes:
-    return shard_tar_bytes((s.key, s.members) for s in sorted(samples, key=lambda s: s.key))
+    return shard_tar_bytes((s.key, s.members) for s in samples)
+
+
+def sample_members(s: EncodedSample) -> dict[str, bytes]:
+    """The sample's tar members: held in the record, or read back from the spool."""
+    if s.ref is None:
+        return s.members
+    return get_members(s.ref, s.key)
+
+
+def write_shard_file(path: str, samples: list[EncodedSample]) -> int:
+    """Stream ``samples`` into the shard tar at ``path`` (atomically), reading one spooled sample at
+    a time; returns the tar's size in bytes."""
+
+    class Counting:
+        def __init__(self, f) -> None:
+            self.f, self.n = f, 0
+
+        def write(self, b) -> int:
+            self.n += len(b)
+            return self.f.write(b)
+
+    ordered = sorted(samples, key=lambda s: shard_order(s.key))
+    with io.open_atomic(path) as f:
+        out = Counting(f)
+        write_shard_tar(out, ((s.key, sample_members(s)) for s in ordered))
+    return out.n
 
 
 class WriteShard(beam.DoFn):
@@ -98,6 +131,7 @@ class WriteShard(beam.DoFn):
         self.n_samples = Metrics.counter(STAGE, "samples_written")
 
     def setup(self) -> None:
+        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         io.mkdirs(io.join(self.out_dir, "shards"))
         io.mkdirs(io.join(self.out_dir, "state"))
 
@@ -110,22 +144,23 @@ class WriteShard(beam.DoFn):
         samples = sorted(grouped["samples"], key=lambda s: s.key)
         rejects = sorted(grouped["rejects"], key=lambda r: (r.record_id, r.stage, r.code))
         if plan.skip:
-            st = plan.state
-            yield ShardResult(
-                shard,
-                tuple(st["rows"]),
-                tuple(Reject.model_validate(r) for r in st["rejects"]),
-                tuple(st.get("timings", [])),
-                plan.n_lines,
-                True,
-                int(st.get("tar_bytes", 0)),
-            )
+            yield self.from_state(shard, plan.state, plan.n_lines)
             return
         keys = [s.key for s in samples]
         if len(set(keys)) != len(keys):
             raise RuntimeError(f"shard {shard}: duplicate sample keys")
-        data = shard_bytes(samples)
-        io.write_atomic(shard_path(self.out_dir, shard), data)
+        try:
+            n_bytes = write_shard_file(shard_path(self.out_dir, shard), samples)
+        except OSError:  # FileNotFoundError locally, BeamIOError on object stores
+            # A retried bundle whose first attempt wrote the shard and removed its spool: the state
+            # file says so, and it is what this attempt would have written.
+            st = load_finished_state(
+                self.out_dir, shard, config_digest=self.config_digest, input_digest=plan.input_digest
+            )
+            if st is None:
+                raise
+            yield self.from_state(shard, st, plan.n_lines, skipped=False)
+            return
         rows = tuple(s.row for s in samples)
         timings = tuple(s.timing for s in samples)
         state = {
@@ -134,7 +169,7 @@ class WriteShard(beam.DoFn):
             "config_digest": self.config_digest,
             "input_digest": plan.input_digest,
             "n_lines": plan.n_lines,
-            "tar_bytes": len(data),
+            "tar_bytes": n_bytes,
             "rows": list(rows),
             "rejects": [r.model_dump(mode="json") for r in rejects],
             "timings": list(timings),
@@ -152,6 +187,20 @@ class WriteShard(beam.DoFn):
                 shard_name(shard),
                 len(samples),
                 len(rejects),
-                len(data) / 1e6,
+                n_bytes / 1e6,
             )
-        yield ShardResult(shard, rows, tuple(rejects), timings, plan.n_lines, False, len(data))
+        # The shard and its state are written: its spooled clips and samples are no longer needed.
+        delete_tree(shard_dir(self.out_dir, shard))
+        yield ShardResult(shard, rows, tuple(rejects), timings, plan.n_lines, False, n_bytes)
+
+    @staticmethod
+    def from_state(shard: int, st: dict, n_lines: int, skipped: bool = True) -> ShardResult:
+        return ShardResult(
+            shard,
+            tuple(st["rows"]),
+            tuple(Reject.model_validate(r) for r in st["rejects"]),
+            tuple(st.get("timings", [])),
+            n_lines,
+            skipped,
+            int(st.get("tar_bytes", 0)),
+        )

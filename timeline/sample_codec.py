@@ -116,26 +116,46 @@ def decode_sample(key: str, members: dict[str, bytes]) -> DecodedSample:
     return DecodedSample(key, meta, user, assistant, chunks, members["trace.txt"].decode("utf-8"), extra)
 
 
+def _check_key(key: str) -> None:
+    if "." in key or "/" in key:
+        raise ValueError(
+            f"sample key {key!r} must not contain '.' or '/' (WebDataset splits on the first dot)"
+        )
+
+
+def shard_order(key: str) -> str:
+    """Sort key of a sample in a shard: members are sorted by full name, and since a key holds no
+    ``.``, sorting samples by ``key + "."`` keeps each sample's members together in that order."""
+    return key + "."
+
+
+def write_shard_tar(fileobj, samples: Iterable[tuple[str, dict[str, bytes]]]) -> None:
+    """Stream a WebDataset tar of ``(key, members)`` to ``fileobj`` (write-only, no seek), one sample
+    at a time: the caller passes the samples in :func:`shard_order` and may produce each lazily, so
+    a shard of any size is written with one sample in memory. Members are named
+    ``<key>.<suffix>``, sorted, with a fixed mtime; the bytes equal :func:`shard_tar_bytes`'s."""
+    last = None
+    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        for key, members in samples:
+            _check_key(key)
+            if last is not None and shard_order(key) <= shard_order(last):
+                raise ValueError(f"samples out of shard order: {key!r} after {last!r}")
+            last = key
+            for suffix in sorted(members):
+                data = members[suffix]
+                info = tarfile.TarInfo(f"{key}.{suffix}")
+                info.size = len(data)
+                info.mtime = FIXED_MTIME
+                info.mode = 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+
+
 def shard_tar_bytes(samples: Iterable[tuple[str, dict[str, bytes]]]) -> bytes:
     """A WebDataset tar of ``(key, members)``: members named ``<key>.<suffix>``, sorted, fixed mtime."""
-    entries: list[tuple[str, bytes]] = []
-    for key, members in samples:
-        if "." in key or "/" in key:
-            raise ValueError(
-                f"sample key {key!r} must not contain '.' or '/' (WebDataset splits on the first dot)"
-            )
-        entries += [(f"{key}.{suffix}", data) for suffix, data in members.items()]
-    entries.sort(key=lambda e: e[0])
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = FIXED_MTIME
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+    write_shard_tar(buf, sorted(samples, key=lambda s: shard_order(s[0])))
     return buf.getvalue()
 
 

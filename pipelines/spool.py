@@ -1,0 +1,132 @@
+"""The run's spool: large values travel through files, only small references through Beam's shuffles.
+
+Why: a runner materializes what goes into a GroupByKey. When the two shuffles of the job
+(``GroupSession``: every utterance's audio; ``GroupShard``: every sample's tar members) carried the
+bytes themselves, a worker's memory grew with the number of seeds (the DirectRunner holds a
+whole shuffle in memory). With the spool, each shuffle carries a path, and the memory of a run is
+flat in the number of seeds: one session's clips and one sample's members at a time.
+
+Layout, under ``<output.dir>/_work/`` (through FileSystems, so ``gs://`` and ``s3://`` work alike):
+* ``<shard:06d>/<session key>/clip-<utterance key>.npy`` — an aligned utterance's float32 audio
+  (written by the ``SpoolClips`` step after ``Align``, read by ``Build``);
+* ``<shard:06d>/<session key>/sample.tar`` — a finished sample's members as a one-sample tar
+  (written by ``SpoolSamples`` after ``Serialize``, streamed into the shard by ``WriteShards``).
+Every path is a pure function of (shard, seed id, utterance id), so a retried bundle overwrites the
+same files with the same bytes. ``WriteShards`` deletes a shard's folder once the shard and its
+state are written (rejected sessions' clips included); ``WriteOutputs`` deletes ``_work/`` at the
+end. A crashed run leaves ``_work/`` behind; the next run overwrites or removes it.
+No reject codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+import logging
+
+import numpy as np
+from apache_beam.io.filesystem import BeamIOError
+
+from duplexloom.pipelines import io
+from duplexloom.pipelines.keys import sample_key, shard_of
+
+WORK_DIR = "_work"
+log = logging.getLogger("duplexloom.pipelines")
+
+
+def work_dir(out_dir: str) -> str:
+    return io.join(out_dir, WORK_DIR)
+
+
+def session_dir(out_dir: str, seed_id: str, num_shards: int) -> str:
+    key = sample_key(seed_id)
+    return io.join(work_dir(out_dir), f"{shard_of(key, num_shards):06d}", key)
+
+
+def shard_dir(out_dir: str, shard: int) -> str:
+    return io.join(work_dir(out_dir), f"{shard:06d}")
+
+
+def clip_path(out_dir: str, seed_id: str, utterance_id: str, num_shards: int) -> str:
+    return io.join(session_dir(out_dir, seed_id, num_shards), f"clip-{sample_key(utterance_id)}.npy")
+
+
+def sample_path(out_dir: str, seed_id: str, num_shards: int) -> str:
+    return io.join(session_dir(out_dir, seed_id, num_shards), "sample.tar")
+
+
+def put_audio(path: str, audio: np.ndarray) -> None:
+    buf = _io.BytesIO()
+    np.save(buf, np.ascontiguousarray(audio, dtype=np.float32), allow_pickle=False)
+    io.write_atomic(path, buf.getvalue())
+
+
+def get_audio(path: str) -> np.ndarray:
+    return np.load(_io.BytesIO(io.read_bytes(path)), allow_pickle=False)
+
+
+def put_members(path: str, key: str, members: dict[str, bytes]) -> None:
+    from duplexloom.timeline.sample_codec import shard_tar_bytes
+
+    io.write_atomic(path, shard_tar_bytes([(key, members)]))
+
+
+def get_members(path: str, key: str) -> dict[str, bytes]:
+    from duplexloom.timeline.sample_codec import iter_shard
+
+    found = list(iter_shard(_io.BytesIO(io.read_bytes(path))))
+    if len(found) != 1 or found[0][0] != key:
+        raise RuntimeError(f"spooled sample {path}: expected key {key!r}, found {[k for k, _ in found]}")
+    return found[0][1]
+
+
+def delete_tree(path: str) -> None:
+    """Remove a spool folder and everything below it; a missing folder is fine."""
+    if "://" in path:
+        # Object stores have no folders (``exists`` is false for a prefix): a trailing slash
+        # deletes every object under the prefix, and an empty prefix is an error to ignore.
+        try:
+            io.delete([path.rstrip("/") + "/"])
+        except BeamIOError as e:
+            log.warning("spool: could not delete %s: %s", path, e)
+    elif io.exists(path):
+        io.delete([path.rstrip("/")])  # the local filesystem removes the directory tree
+
+
+class SpoolClip:
+    """``Aligned`` with audio -> the same record with ``audio=None`` and ``audio_ref`` set."""
+
+    def __init__(self, out_dir: str, num_shards: int) -> None:
+        self.out_dir = out_dir
+        self.num_shards = num_shards
+
+    def __call__(self, kv):
+        session_id, a = kv
+        if a.audio is None:  # a reject: nothing to spool
+            return kv
+        path = clip_path(self.out_dir, session_id, a.item.utterance_id, self.num_shards)
+        put_audio(path, a.audio)
+        return session_id, dataclasses.replace(a, audio=None, audio_ref=path, n_samples=int(a.audio.shape[0]))
+
+
+def load_clip(a):
+    """The inverse of :class:`SpoolClip` (a record that still holds its audio is returned as is)."""
+    if a.audio is not None or a.audio_ref is None:
+        return a
+    audio = get_audio(a.audio_ref)
+    if audio.shape[0] != a.n_samples:
+        raise RuntimeError(f"spooled clip {a.audio_ref}: {audio.shape[0]} samples, expected {a.n_samples}")
+    return dataclasses.replace(a, audio=audio)
+
+
+class SpoolSample:
+    """``EncodedSample`` with members -> the same record with ``members={}`` and ``ref`` set."""
+
+    def __init__(self, out_dir: str, num_shards: int) -> None:
+        self.out_dir = out_dir
+        self.num_shards = num_shards
+
+    def __call__(self, e):
+        path = sample_path(self.out_dir, e.row["seed_id"], self.num_shards)
+        put_members(path, e.key, e.members)
+        return dataclasses.replace(e, members={}, ref=path)

@@ -1,0 +1,117 @@
+"""The spool (large values through files, references through the shuffles) and the streaming
+shard writer that reads it: round trips, byte equality with the in-memory writer, clean-up and
+the retried-bundle path of ``WriteShard``."""
+
+from __future__ import annotations
+
+import io as pyio
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from duplexloom.pipelines import spool
+from duplexloom.pipelines.align import Aligned
+from duplexloom.pipelines.seeds import ShardPlan
+from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
+from duplexloom.timeline.sample_codec import FIXED_MTIME, iter_shard, shard_tar_bytes, write_shard_tar
+
+
+def _members(key: str, n: int = 3) -> dict[str, bytes]:
+    rng = np.random.default_rng(len(key))
+    return {
+        "json": json.dumps({"key": key}).encode(),
+        "user.flac": rng.bytes(700 + 37 * n),
+        "trace.txt": f"trace {key}".encode(),
+    }
+
+
+def _reference_tar(samples) -> bytes:
+    """Every member sorted by its full name, written by tarfile in seekable mode (the layout the
+    shards had before the writer streamed)."""
+    entries = sorted((f"{k}.{s}", d) for k, m in samples for s, d in m.items())
+    buf = pyio.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), FIXED_MTIME, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, pyio.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_streamed_shard_equals_the_sorted_reference_even_with_prefix_keys():
+    # "a-b" < "a" as keys' members ("a-b.json" < "a.json"): the order is by full member name.
+    keys = ["a", "a-b", "a_c", "ab", "b", "a0"]
+    samples = [(k, _members(k, i)) for i, k in enumerate(keys)]
+    assert shard_tar_bytes(samples) == _reference_tar(samples)
+    assert shard_tar_bytes(list(reversed(samples))) == _reference_tar(samples)
+
+
+def test_streaming_writer_refuses_samples_out_of_order():
+    with pytest.raises(ValueError, match="out of shard order"):
+        write_shard_tar(pyio.BytesIO(), [("b", _members("b")), ("a", _members("a"))])
+    with pytest.raises(ValueError, match="must not contain"):
+        write_shard_tar(pyio.BytesIO(), [("a.b", _members("a"))])
+
+
+def test_audio_and_members_round_trip(tmp_path):
+    out = str(tmp_path)
+    audio = np.random.default_rng(0).standard_normal(16_000).astype(np.float32)
+    p = spool.clip_path(out, "seed/1", "u 2", 8)
+    spool.put_audio(p, audio)
+    assert p.startswith(str(tmp_path / "_work")) and np.array_equal(spool.get_audio(p), audio)
+    m = _members("k1")
+    sp = spool.sample_path(out, "k1", 8)
+    spool.put_members(sp, "k1", m)
+    assert spool.get_members(sp, "k1") == m
+    with pytest.raises(RuntimeError, match="expected key"):
+        spool.get_members(sp, "other")
+    spool.delete_tree(spool.work_dir(out))
+    assert not (tmp_path / "_work").exists()
+    spool.delete_tree(spool.work_dir(out))  # a missing folder is fine
+
+
+def test_spool_clip_drops_the_audio_and_load_clip_restores_it(tmp_path):
+    from duplexloom.pipelines.plan import SpeakItem
+
+    item = SpeakItem("sess", "u1", "user", "en", "hello", None)  # the speaker plays no part here
+    audio = np.linspace(-0.5, 0.5, 321, dtype=np.float32)
+    a = Aligned(item, audio, 16_000)
+    sid, ref = spool.SpoolClip(str(tmp_path), 4)(("sess", a))
+    assert sid == "sess" and ref.audio is None and ref.n_samples == 321 and ref.audio_ref
+    back = spool.load_clip(ref)
+    assert np.array_equal(back.audio, audio) and back.item == item
+    rejected = Aligned(item)
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", rejected)) == ("sess", rejected)
+
+
+def _encoded(out: str, key: str, shard: int) -> EncodedSample:
+    row = {"key": key, "seed_id": key, "shard": f"shards/{shard:06d}.tar"}
+    return spool.SpoolSample(out, 1)(EncodedSample(shard, key, _members(key), row))
+
+
+def test_write_shard_streams_from_the_spool_then_removes_it_and_a_retry_uses_the_state(tmp_path):
+    out = str(tmp_path)
+    samples = [_encoded(out, k, 0) for k in ("s2", "s1", "s3")]
+    assert all(s.members == {} and s.ref for s in samples)
+    fn = WriteShard(out, "cfg", 1, progress=False)
+    fn.setup()
+    plan = ShardPlan(0, "inputs", 3)
+    element = (0, {"plans": [plan], "samples": samples, "rejects": []})
+    [res] = list(fn.process(element))
+    data = (tmp_path / "shards" / "000000.tar").read_bytes()
+    expected = shard_bytes([EncodedSample(0, k, _members(k), {}) for k in ("s1", "s2", "s3")])
+    assert data == expected and res.tar_bytes == len(data) and not res.skipped
+    assert [k for k, _ in iter_shard(pyio.BytesIO(data))] == ["s1", "s2", "s3"]
+    assert not (tmp_path / "_work" / "000000").exists()
+    # A retried bundle: the spool is gone, the state the first attempt wrote answers.
+    [again] = list(fn.process(element))
+    assert again.rows == res.rows and again.tar_bytes == res.tar_bytes and not again.skipped
+    # Without a matching state the missing spool is an error, not a silent empty shard.
+    (tmp_path / "state" / "000000.json").unlink()
+    with pytest.raises(OSError):
+        list(fn.process(element))
+    assert shard_path(out, 0).endswith("000000.tar") and state_path(out, 0).endswith("000000.json")
