@@ -21,6 +21,7 @@ from typing import Any
 import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
+from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
@@ -151,6 +152,7 @@ class EncodeSample(beam.DoFn):
         self.done = 0
 
     def setup(self) -> None:
+        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         from duplexloom.timeline.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.cfg.serializer.tokenizer)

@@ -19,6 +19,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import timed
@@ -47,6 +48,7 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         self.policy = policy
 
     def load_model(self):
+        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         from duplexloom.tts_adapters import CachedTTS, SynthesisCache, get_tts
 
         model = get_tts(self.backend, **self.options)
