@@ -8,8 +8,10 @@ CJK character is one word (and one character) unit.
 
 A backend supplies frame log-probabilities over its labels (:meth:`CTCAligner.log_probs`); the
 path search is ``ctc_segmentation`` with one blank state between words. A word starts at the frame
-where its first label's state begins, plus the backend's calibrated ``start_offset_samples``; it
-ends where the blank after it begins (never after the next word's start).
+where its first label's state begins, plus the backend's calibrated ``start_offset_samples``; a
+backend whose model has a word-onset head (``frame_outputs``) replaces that by the head's peak in a
+window before the first label (:func:`head_onsets`). A word ends where the blank after it begins
+(never after the next word's start).
 
 Reject codes: ``align_empty_audio``, ``align_silent_audio``, ``align_empty_text``,
 ``align_unrepresentable``, ``align_text_too_long`` (more label states than audio frames),
@@ -89,6 +91,10 @@ class CTCAligner(Aligner):
     # per-language linear correction on the first label's posteriors around that frame.
     start_offset_samples: dict[str, int] = {}  # noqa: RUF012 - replaced per instance, never mutated
     start_refine: dict[str, list[float]] = {}  # noqa: RUF012 - lang -> [bias, w_prev, w_at, w_next]
+    # Onset-head settings (backends whose model has one, see frame_outputs): how many frames
+    # before a word's first-label frame its onset may lie, the least head probability that counts
+    # as an onset, and the per-language shift (model-rate samples) from the head's peak to the onset.
+    onset_head: dict[str, Any] = {}  # noqa: RUF012 - replaced per instance, never mutated
     time_shifts: int = 1  # alignment passes at fractions of a frame (see align)
     snap_to_speech: bool = True  # move word onsets out of / to the end of pauses (see snap_onsets_to_speech)
 
@@ -99,6 +105,11 @@ class CTCAligner(Aligner):
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
         """``[frames, len(labels)]`` log-probabilities for mono float32 audio at ``model_rate``."""
         raise NotImplementedError
+
+    def frame_outputs(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`log_probs` and, for a model with an onset head, the per-frame probability that a
+        word starts at the frame's center (``[frames]``); None otherwise."""
+        return self.log_probs(audio), None
 
     def align(self, audio: np.ndarray, sample_rate: int, text: str, lang: str) -> Alignment:
         audio = np.asarray(audio, dtype=np.float32)
@@ -122,12 +133,24 @@ class CTCAligner(Aligner):
         for j in range(n_pass):
             pad = j * self.frame_samples // n_pass
             x = np.concatenate([np.zeros(pad, np.float32), model_audio]) if pad else model_audio
-            lp = self.log_probs(x)
+            lp, onset_prob = self.frame_outputs(x)
             path = align_frames(lp, units, self.labels)
             lpos = [
                 [f * self.frame_samples + self.unit_onset_shift(lang, u.labels, lp, ls[0]) - pad for f in ls]
                 for u, ls in zip(units, path.label_starts, strict=True)
             ]
+            if onset_prob is not None and self.onset_head:
+                heads = head_onsets(
+                    onset_prob,
+                    [ls[0] for ls in path.label_starts],
+                    self.frame_samples,
+                    back_frames=int(self.onset_head["back_frames"]),
+                    min_prob=float(self.onset_head["min_prob"]),
+                    offset_samples=float(self.onset_head["offset_samples"].get(lang, 0)),
+                )
+                for row, h in zip(lpos, heads, strict=True):
+                    if h is not None:
+                        row[:] = [h - pad if k == 0 else max(p, h - pad) for k, p in enumerate(row)]
             epos = [e * self.frame_samples + end_shift - pad for e in path.unit_ends]
             if first_path is None:
                 first_path, label_pos, end_pos = path, lpos, epos
@@ -297,6 +320,48 @@ def snap_onsets_to_speech(label_pos: list[list[float]], audio: np.ndarray, rate:
                 shift = cand - row[0]
                 row[:] = [p + shift if k == 0 else max(p, cand) for k, p in enumerate(row)]
         prev_onset_frame = int(row[0] // hop)
+
+
+def head_onsets(
+    prob: np.ndarray,
+    first_frames: Sequence[int],
+    frame_samples: int,
+    *,
+    back_frames: int,
+    min_prob: float,
+    offset_samples: float,
+) -> list[float | None]:
+    """Word onsets (model-rate samples) from the onset head's per-frame probabilities ``prob``.
+
+    Word ``k``'s onset is the most probable frame from ``back_frames`` before its first-label
+    frame up to one after it, later than the previous word's chosen frame and first-label frame
+    (a word cannot start before the one it follows). The peak is refined below a frame with a
+    parabola through the log-probabilities of it and its neighbors (the head was trained on
+    Gaussian bumps, whose log is a parabola), then shifted by ``offset_samples``. None where the
+    window's peak is below ``min_prob``: the caller keeps its own estimate."""
+    n = prob.shape[0]
+    logp = np.log(np.maximum(prob.astype(np.float64), 1e-9))
+    out: list[float | None] = []
+    prev = -1
+    for k, f in enumerate(first_frames):
+        lo = max(f - back_frames, prev + 1, first_frames[k - 1] + 1 if k else 0)
+        hi = min(f + 1, n - 1)
+        if lo > hi:
+            out.append(None)
+            continue
+        t = lo + int(np.argmax(prob[lo : hi + 1]))
+        if prob[t] < min_prob:
+            out.append(None)
+            continue
+        delta = 0.0
+        if 0 < t < n - 1:
+            a, b, c = logp[t - 1], logp[t], logp[t + 1]
+            curv = a - 2 * b + c
+            if curv < 0:
+                delta = float(np.clip(0.5 * (a - c) / curv, -0.5, 0.5))
+        out.append((t + delta) * frame_samples + offset_samples)
+        prev = t
+    return out
 
 
 def onset_features(lp: np.ndarray, frame: int, label_index: int) -> np.ndarray:

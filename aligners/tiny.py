@@ -61,8 +61,15 @@ class TinyAligner(CTCAligner):
         self.start_offset_samples = {k: int(v) for k, v in meta.get("start_offset_samples", {}).items()}
         self.time_shifts = config.time_shifts
         self.start_refine = {k: [float(x) for x in v] for k, v in meta.get("start_refine", {}).items()}
+        # Older model files have no onset head and no settings for it: calibrated CTC onsets only.
+        self.onset_head = dict(meta.get("onset_head", {})) if meta["model"].get("onset_head") else {}
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
         from .tiny_model import log_probs
 
         return log_probs(self.model, audio)
+
+    def frame_outputs(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        from .tiny_model import frame_outputs
+
+        return frame_outputs(self.model, audio)

@@ -146,6 +146,32 @@ class Corpus:
         return Item(audio, text, lang, starts, labels)
 
 
+ONSET_SIGMA_SAMPLES = 192  # width of the soft onset target (12 ms): sub-frame peaks via log-parabola
+ONSET_LOSS_WEIGHT = 3.0
+# Inference settings of the head (see base.head_onsets), chosen on training-voice utterances
+# (lowest mean onset error among 3-10 frames back and 0.05-0.4): wider windows let a word take a
+# syllable onset inside the previous word more often than they catch a late vowel spike.
+ONSET_BACK_FRAMES = 3
+ONSET_MIN_PROB = 0.2
+
+
+def onset_targets(batch: list[Item], n_frames: int, frame_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Soft per-frame word-onset targets ``[B, n_frames]`` (a Gaussian bump of
+    ``ONSET_SIGMA_SAMPLES`` around each of espeak's native word starts, frame ``t`` centered at
+    ``t * frame_samples``) and the mask of frames inside each item's audio. An item without native
+    times (espeak reported none) is masked out entirely."""
+    y = np.zeros((len(batch), n_frames), np.float32)
+    mask = np.zeros((len(batch), n_frames), np.float32)
+    centers = np.arange(n_frames, dtype=np.float64) * frame_samples
+    for r, it in enumerate(batch):
+        if not it.native_starts:
+            continue
+        mask[r, : min(n_frames, it.audio.size // frame_samples + 1)] = 1.0
+        for _, start in it.native_starts:
+            y[r] = np.maximum(y[r], np.exp(-0.5 * ((centers - start) / ONSET_SIGMA_SAMPLES) ** 2))
+    return y, mask
+
+
 def augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random gain and, most of the time, white noise at 15-45 dB SNR."""
     out = audio * np.float32(rng.uniform(0.2, 1.0))
@@ -205,8 +231,14 @@ def train(
         targets = torch.tensor([lab for i in idx for lab in items[i].labels], dtype=torch.long)
         target_lens = torch.tensor([len(items[i].labels) for i in idx], dtype=torch.long)
         in_lens = torch.tensor([model.n_frames(items[i].audio.size) for i in idx], dtype=torch.long)
-        lp = model(torch.from_numpy(x))  # [B, T, C]
+        lp, onset_logit = model.forward_all(torch.from_numpy(x))  # [B, T, C], [B, T]
         loss = ctc(lp.transpose(0, 1), targets, in_lens, target_lens)
+        if onset_logit is not None:
+            y, mask = onset_targets([items[i] for i in idx], lp.shape[1], cfg.frame_samples)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                onset_logit, torch.from_numpy(y), weight=torch.from_numpy(mask), reduction="sum"
+            ) / float(mask.sum())
+            loss = loss + ONSET_LOSS_WEIGHT * bce
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -227,23 +259,39 @@ def train(
     }
 
 
-def calibrate(model, cfg: TinyConfig, seed: int, n: int, min_count: int = 12) -> tuple[dict[str, int], dict]:
+def calibrate(
+    model, cfg: TinyConfig, seed: int, n: int, min_count: int = 12
+) -> tuple[dict[str, int], dict, dict]:
     """Onset calibration on fresh *training-voice* utterances (never held-out ones): the median
     shift (model-rate samples) from a word's first-label frame to espeak's native word start per
     language, per first label and per first two labels (keys with >= ``min_count`` words), then a
-    per-language least-squares correction on the first label's posteriors around that frame."""
-    from .base import align_frames, offset_key, onset_features
-    from .tiny_model import log_probs
+    per-language least-squares correction on the first label's posteriors around that frame; with
+    an onset head, the per-language median shift from the head's peak to the native start."""
+    from .base import align_frames, head_onsets, offset_key, onset_features
+    from .tiny_model import frame_outputs
 
     corpus = Corpus("train")
     rows: list[tuple[str, list[str], int, np.ndarray]] = []  # (lang, labels, residual, features)
+    head_res: dict[str, list[float]] = {}
     for i in range(n):
         it = corpus.item(seed + 1, 10_000_000 + i)
         units = text_to_units(it.text, it.lang, LABELS)
-        lp = log_probs(model, it.audio)
+        lp, onset_prob = frame_outputs(model, it.audio)
         path = align_frames(lp, units, LABELS)
         if len(it.native_starts) != len(units):
             continue
+        if onset_prob is not None:
+            heads = head_onsets(
+                onset_prob,
+                [ls[0] for ls in path.label_starts],
+                cfg.frame_samples,
+                back_frames=ONSET_BACK_FRAMES,
+                min_prob=ONSET_MIN_PROB,
+                offset_samples=0.0,
+            )
+            for h, (_, native) in zip(heads, it.native_starts, strict=True):
+                if h is not None:
+                    head_res.setdefault(it.lang, []).append(native - h)
         for (_, native), ls, u in zip(it.native_starts, path.label_starts, units, strict=True):
             feats = onset_features(lp, ls[0], LABELS.index(u.labels[0]))
             rows.append((it.lang, u.labels, native - ls[0] * cfg.frame_samples, feats))
@@ -259,10 +307,19 @@ def calibrate(model, cfg: TinyConfig, seed: int, n: int, min_count: int = 12) ->
         x = np.array([np.concatenate([[1.0], r[3]]) for r in sel])
         coef, *_ = np.linalg.lstsq(x, y, rcond=None)
         refine[lang] = [round(float(c), 3) for c in coef]
-    return offsets, refine
+    head = {}
+    if cfg.onset_head:
+        head = {
+            "back_frames": ONSET_BACK_FRAMES,
+            "min_prob": ONSET_MIN_PROB,
+            "offset_samples": {lang: int(round(np.median(v))) for lang, v in sorted(head_res.items())},
+        }
+    return offsets, refine, head
 
 
-def save(out_dir: Path, model, cfg: TinyConfig, offsets: dict[str, int], refine: dict, info: dict) -> Path:
+def save(
+    out_dir: Path, model, cfg: TinyConfig, offsets: dict[str, int], refine: dict, head: dict, info: dict
+) -> Path:
     import io
 
     import torch
@@ -279,6 +336,7 @@ def save(out_dir: Path, model, cfg: TinyConfig, offsets: dict[str, int], refine:
         "model": cfg.to_dict(),
         "start_offset_samples": offsets,
         "start_refine": refine,
+        "onset_head": head,
         "training": info,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
@@ -297,14 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--utterances", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=2)
+    # One thread: a second one on a busy 2-core machine spin-waits (training ran ~10x slower
+    # there). Determinism is per thread count, which the json records.
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--calibration", type=int, default=800)
     ap.add_argument("--channels", type=int, default=TinyConfig.channels)
     ap.add_argument("--gru-hidden", type=int, default=TinyConfig.gru_hidden)
+    ap.add_argument("--onset-head", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args(argv)
-    cfg = TinyConfig(channels=args.channels, gru_hidden=args.gru_hidden)
+    cfg = TinyConfig(channels=args.channels, gru_hidden=args.gru_hidden, onset_head=args.onset_head)
     res = train(args.out, args.steps, args.utterances, args.seed, args.batch, args.threads, cfg)
-    offsets, refine = calibrate(res["model"], cfg, args.seed, args.calibration)
+    offsets, refine, head = calibrate(res["model"], cfg, args.seed, args.calibration)
     info = {
         "steps": args.steps,
         "utterances": args.utterances,
@@ -315,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "final_loss": round(res["final_loss"], 4),
         "held_out_variants": [v for v in ALL_VARIANTS if is_held_out_variant(v)],
     }
-    path = save(args.out, res["model"], cfg, offsets, refine, info)
+    path = save(args.out, res["model"], cfg, offsets, refine, head, info)
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); {len(offsets)} onset offsets; {res['train_seconds']:.0f} s",
         flush=True,
