@@ -28,7 +28,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stages import set_torch_threads, timed
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
 
@@ -110,8 +110,10 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         enabled: bool = True,
         policy: str = "reject",
         cache_dir: str | None = None,
+        torch_threads: int | None = None,
     ) -> None:
         super().__init__()
+        self.torch_threads = torch_threads
         self.cache_dir = cache_dir
         self.backend = backend
         self.options = dict(options)
@@ -121,6 +123,8 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
 
     def load_model(self):
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        if self.enabled:
+            set_torch_threads(self.torch_threads)
         self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
         self.settings = {"backend": self.backend, "options": self.options}
         if not self.enabled:

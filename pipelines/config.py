@@ -98,6 +98,12 @@ class RunConfig(_Section):
     on_internal_error: str = Field(default="reject", pattern="^(reject|fail)$")
     progress: bool = True
     qa_report: bool = True
+    # torch intra-op threads in each worker process (the TTS and aligner models). Beam already runs
+    # bundles in parallel; more than one torch thread per process oversubscribes the cores, and
+    # OpenMP's spin-waiting then burns CPU (measured: 16 seeds took 45 CPU-s in the aligner with
+    # torch's default of one thread per core on 2 cores, 0.4 CPU-s with 1). null = torch's default.
+    # Part of the config digest: the thread count can change float reduction order.
+    torch_threads: int | None = Field(default=1, ge=1)
 
     def cache_dir(self) -> str:
         if self.output.cache_dir:

@@ -90,7 +90,9 @@ def build_pipeline(
     planned = ann.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = io.join(cache, "tts") if cache else None
     tts_step = RunInference(
-        TTSModelHandler(cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy)
+        TTSModelHandler(
+            cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy, cfg.torch_threads
+        )
     )
     if cfg.tts.accelerator:
         tts_step = tts_step.with_resource_hints(accelerator=cfg.tts.accelerator)
@@ -102,6 +104,7 @@ def build_pipeline(
             cfg.aligner.enabled,
             policy,
             io.join(cache, "align") if cache else None,
+            cfg.torch_threads,
         )
     )
     if cfg.aligner.accelerator:

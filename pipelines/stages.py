@@ -28,6 +28,17 @@ def timed(stage: str, n: int = 1):
         Metrics.counter(stage, "busy_ms").inc(int((time.perf_counter() - t0) * 1000))
 
 
+def set_torch_threads(n: int | None) -> None:
+    """torch's intra-op thread count for this process (the models are loaded once per worker);
+    None leaves torch's default. A backend that does not use torch pays one import here."""
+    if n is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def tts_options(cfg: RunConfig) -> dict:
     """The TTS backend's config: the session sample rate unless the user set one."""
     opts = dict(cfg.tts.options)

@@ -22,7 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stages import set_torch_threads, timed
 from duplexloom.schemas import Reject
 
 STAGE = "tts"
@@ -38,7 +38,13 @@ class Spoken:
 
 class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
     def __init__(
-        self, backend: str, options: dict, cache_dir: str | None, batch_size: int, policy: str = "reject"
+        self,
+        backend: str,
+        options: dict,
+        cache_dir: str | None,
+        batch_size: int,
+        policy: str = "reject",
+        torch_threads: int | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -46,9 +52,11 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.policy = policy
+        self.torch_threads = torch_threads
 
     def load_model(self):
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        set_torch_threads(self.torch_threads)
         from duplexloom.tts_adapters import CachedTTS, SynthesisCache, get_tts
 
         model = get_tts(self.backend, **self.options)

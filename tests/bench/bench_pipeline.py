@@ -5,7 +5,10 @@ Prints, next to their targets:
   from the stages' ``busy_ms`` Beam counters;
 * the cost of a rerun after a prompt-template change (system prompts edited, caches warm, output
   recomputed in a fresh directory) as a fraction of the first run's CPU time (target <= 10 %);
-* peak memory (max RSS of the run's process) at 1x and 4x the seeds (target: flat).
+* peak memory (max RSS of the run's process) at 1x and 4x the seeds (target: flat), twice: with
+  the first 64 bundled seeds (other texts, so other session lengths), and with the 1x seeds
+  repeated under new ids (same texts, other speakers and timelines) at 4x and 16x, which isolates
+  the number of seeds from what the seeds say.
 Each run is a child process so its CPU time and max RSS are its own (``os.wait4``).
 """
 
@@ -21,6 +24,17 @@ from pathlib import Path
 from duplexloom.pipelines.run import DEFAULT_SEEDS
 
 N_1X = 16
+
+
+def repeated(lines: list[str], times: int) -> str:
+    """``lines`` ``times`` over, each copy's seeds under new ids (``<id>-r<copy>``)."""
+    out = []
+    for copy in range(times):
+        for line in lines:
+            d = json.loads(line)
+            d["id"] = f"{d['id']}-r{copy}"
+            out.append(json.dumps(d, ensure_ascii=False))
+    return "\n".join(out) + "\n"
 
 
 def child(out: str, cache: str, seeds: str, prompt_change: str) -> None:
@@ -72,11 +86,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         s1, s4 = t / "seeds1.jsonl", t / "seeds4.jsonl"
-        s1.write_text("\n".join(lines[:: len(lines) // N_1X][:N_1X]) + "\n", encoding="utf-8")
+        one_x = lines[:: len(lines) // N_1X][:N_1X]
+        s1.write_text("\n".join(one_x) + "\n", encoding="utf-8")
         s4.write_text("\n".join(lines[: 4 * N_1X]) + "\n", encoding="utf-8")
+        (t / "rep4.jsonl").write_text(repeated(one_x, 4), encoding="utf-8")
+        (t / "rep16.jsonl").write_text(repeated(one_x, 16), encoding="utf-8")
         first = run_child(str(t / "o1"), str(t / "cache1"), str(s1))
         rerun = run_child(str(t / "o2"), str(t / "cache1"), str(s1), prompt_change=" (v2)")
         big = run_child(str(t / "o4"), str(t / "cache4"), str(s4))
+        rep4 = run_child(str(t / "r4"), str(t / "cache-r4"), str(t / "rep4.jsonl"))
+        rep16 = run_child(str(t / "r16"), str(t / "cache-r16"), str(t / "rep16.jsonl"))
     print(f"seeds: 1x = {N_1X}, 4x = {4 * N_1X} (bundled samples, embedded defaults, DirectRunner)")
     thr = first["hours"] / (first["cpu_s"] / 3600)
     print(
@@ -97,10 +116,18 @@ def main() -> None:
         f"  stage busy on rerun: {sum(rerun['busy_ms'].values()) / 1000:.2f} s vs "
         f"{total_busy / 1000:.2f} s first = {100 * sum(rerun['busy_ms'].values()) / total_busy:.1f} %"
     )
+    base = first["max_rss_mb"]
     print(
-        f"peak memory: {first['max_rss_mb']:.0f} MB at 1x, {big['max_rss_mb']:.0f} MB at 4x "
-        f"(ratio {big['max_rss_mb'] / first['max_rss_mb']:.2f}; target: flat ~1.0)"
+        f"peak memory (max RSS; target: flat, ratio ~1.0): {base:.0f} MB at 1x ({first['samples']} samples)"
     )
+    for name, r in (
+        ("4x, first 64 bundled seeds", big),
+        ("4x, 1x seeds repeated", rep4),
+        ("16x, 1x seeds repeated", rep16),
+    ):
+        print(
+            f"  {name:<28} {r['max_rss_mb']:5.0f} MB  ratio {r['max_rss_mb'] / base:.2f}  ({r['samples']} samples)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The allocator setting behind the flat-memory target (the effect itself is measured by
-``make bench BENCH=pipeline``; here: it takes effect on glibc, once, and is harmless twice)."""
+"""Worker-process tuning: the allocator setting behind the flat-memory target and single-threaded
+torch (the effects themselves are measured by
+``make bench BENCH=pipeline``; here: they take effect, once, and are harmless twice)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,25 @@ def test_pin_mmap_threshold_takes_effect_once_per_process():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_workers_run_torch_single_threaded_by_default():
+    from duplexloom.pipelines.config import ConfigError, load_config
+
+    assert load_config(None, []).torch_threads == 1
+    assert load_config(None, ["torch_threads=null"]).torch_threads is None
+    with pytest.raises(ConfigError, match="torch_threads"):
+        load_config(None, ["torch_threads=0"])
+    code = (
+        "import torch\n"
+        "from duplexloom.pipelines.align import AlignerModelHandler\n"
+        "torch.set_num_threads(2)\n"
+        "AlignerModelHandler('tiny', {}, 4, torch_threads=1).load_model()\n"
+        "assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
+        "from duplexloom.pipelines.stages import set_torch_threads\n"
+        "set_torch_threads(None)\n"
+        "assert torch.get_num_threads() == 1\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
