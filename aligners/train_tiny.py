@@ -3,8 +3,10 @@
 ``python -m duplexloom.aligners.train_tiny [--out DIR] [--steps N] [--utterances N]`` (``make
 aligner-model``). Deterministic: every draw comes from generators seeded by (seed, item, stage),
 torch runs single-process with fixed threads and deterministic algorithms, and the output is
-``tiny_ctc.pt`` (float16 weights, ~1.3 MB) + ``tiny_ctc.json`` (labels, model config, per-language
-onset calibration, training settings and the sha256 of the weights).
+``tiny_ctc.pt`` (float16 weights, ~1.4 MB) + ``tiny_ctc.json`` (labels, model config, per-language
+onset calibration, the onset head's inference settings, training settings and the sha256 of the
+weights). Besides the CTC loss, the word-onset head learns espeak's native word starts of the
+training utterances (:func:`onset_targets`).
 
 Data: English word sequences drawn from the English text shipped with Python (``pydoc_data``) and
 Chinese phrase sequences from pypinyin's phrase list, spoken by espeak-ng voice variants with random
