@@ -64,6 +64,13 @@ class Aligner:
     def __init__(self, config: AlignerConfig) -> None:
         self.config = config
 
+    @classmethod
+    def model_fingerprint(cls, config: AlignerConfig) -> str:
+        """What identifies the model ``config`` loads, computed without loading it. Alignment
+        caches key on it and a run's config digest includes it, so a model update never serves
+        stale cached alignments or lets resume skip shards made with the old model."""
+        return cls.name
+
     def align(self, audio: np.ndarray, sample_rate: int, text: str, lang: str) -> Alignment:
         raise NotImplementedError
 
@@ -422,6 +429,15 @@ def get_aligner(name: str, **config: Any) -> Aligner:
     if missing:
         raise MissingDependencyError(f"aligner {name!r} needs: pip install {' '.join(missing)}")
     return cls(cls.config_model(**config))
+
+
+def model_fingerprint(name: str, **config: Any) -> str:
+    """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``."""
+    _register_builtins()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown aligner {name!r}; known: {sorted(_REGISTRY)}")
+    cls = _REGISTRY[name]
+    return cls.model_fingerprint(cls.config_model(**config))
 
 
 def available_aligners() -> list[str]:

@@ -32,6 +32,13 @@ def mms_labels() -> tuple[str, ...]:
 class MmsFaAligner(CTCAligner):
     config_model = MmsFaConfig
 
+    @classmethod
+    def model_fingerprint(cls, config: MmsFaConfig) -> str:
+        import torchaudio
+
+        # The bundle's checkpoint is fixed per torchaudio release.
+        return f"mms_fa:torchaudio-{torchaudio.__version__}"
+
     def __init__(self, config: MmsFaConfig, model=None) -> None:
         super().__init__(config)
         from torchaudio.pipelines import MMS_FA

@@ -44,6 +44,12 @@ def load_tiny(model_dir: str | Path | None = None):
 class TinyAligner(CTCAligner):
     config_model = TinyConfig
 
+    @classmethod
+    def model_fingerprint(cls, config: TinyConfig) -> str:
+        d = Path(config.model_dir) if config.model_dir is not None else MODEL_DIR
+        meta = json.loads((d / f"{MODEL_NAME}.json").read_text(encoding="utf-8"))
+        return f"tiny:{meta['weights_sha256']}"
+
     def __init__(self, config: TinyConfig, model=None, meta: dict | None = None) -> None:
         super().__init__(config)
         if model is None:

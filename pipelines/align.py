@@ -130,6 +130,10 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         if not self.enabled:
             return None
         from duplexloom.aligners import get_aligner
+        from duplexloom.aligners.base import model_fingerprint
+
+        # The weights, not just the settings: a model update must not hit old cached alignments.
+        self.settings["model"] = model_fingerprint(self.backend, **self.options)
 
         log.info("[align] loading aligner %r", self.backend)
         return get_aligner(self.backend, **self.options)

@@ -221,7 +221,8 @@ def resolved_yaml(cfg: RunConfig) -> str:
 
 
 def config_digest(cfg: RunConfig) -> str:
-    """sha256 of everything that changes a sample's bytes (not where output goes, not progress).
+    """sha256 of everything that changes a sample's bytes (not where output goes, not progress),
+    the aligner model's fingerprint included.
 
     Resume keys on it: a shard written under another digest is recomputed.
     """
@@ -231,5 +232,10 @@ def config_digest(cfg: RunConfig) -> str:
     tree.pop("progress", None)
     tree.pop("qa_report", None)
     tree["shards"].pop("resume", None)
+    if cfg.aligner.enabled:
+        # The bundled or local model's identity: retrained weights change every alignment.
+        from duplexloom.aligners.base import model_fingerprint
+
+        tree["aligner_model"] = model_fingerprint(cfg.aligner.backend, **cfg.aligner.options)
     blob = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
