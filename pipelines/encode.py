@@ -7,15 +7,20 @@ Calls ``duplexloom.timeline.serialize.serialize`` (TA4 + action FIFO with the co
 budget, ASR sides and lag), ``validate.check_chunks`` (every SPEC 5-7 invariant: a violation
 rejects the sample, it is never written) and the layout renderers named in
 ``serializer.layouts`` besides ``ta4`` (``lws``, ``ct``) when their modules exist.
+The two audio tracks' FLAC encodings are cached (:class:`FlacCache`) so that a prompt-only rerun,
+which changes every sample but none of its audio, does not encode them again.
 Reject codes: the serializer's (``text_outruns_audio``, ``piece_over_budget``, ...), the
 ``check_chunks`` violation codes, ``unknown_layout``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
+import os
+import tempfile
 from typing import Any
 
 import apache_beam as beam
@@ -62,7 +67,42 @@ def timing_of(timeline) -> dict[str, Any]:
     return stats.model_dump(mode="json") if hasattr(stats, "model_dump") else dict(stats)
 
 
-def encode_one(ps, built, cfg, tokenizer, num_shards: int) -> EncodedSample:
+class FlacCache:
+    """Content-addressed FLAC encodings of the session tracks (``<cache>/flac/<k[:2]>/<k>.flac``,
+    key = sha256 of the float32 samples, the rate and libsndfile's version). A rerun after a
+    prompt-only change rebuilds every sample but its audio is unchanged; encoding the two tracks
+    was half of the serialize stage. The bytes are :func:`encode_flac`'s, so shards are the same
+    with or without the cache."""
+
+    def __init__(self, directory: str) -> None:
+        import soundfile
+
+        self.dir = directory
+        self.version = soundfile.__libsndfile_version__
+
+    def __call__(self, audio, sample_rate: int) -> bytes:
+        import numpy as np
+
+        from duplexloom.timeline.sample_codec import encode_flac
+
+        a = np.ascontiguousarray(audio, dtype=np.float32)
+        h = hashlib.sha256(a.tobytes())
+        h.update(f"|{sample_rate}|PCM_16|{self.version}".encode())
+        key = h.hexdigest()
+        path = os.path.join(self.dir, key[:2], f"{key}.flac")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return f.read()
+        data = encode_flac(a, sample_rate)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return data
+
+
+def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> EncodedSample:
     from duplexloom.timeline.sample_codec import encode_sample
     from duplexloom.timeline.serialize import render_trace, serialize
     from duplexloom.timeline.validate import check_chunks
@@ -111,7 +151,13 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int) -> EncodedSample:
         if name != "ta4"
     }
     members = encode_sample(
-        meta, built.user_audio, built.assistant_audio, chunks, render_trace(chunks), extra
+        meta,
+        built.user_audio,
+        built.assistant_audio,
+        chunks,
+        render_trace(chunks),
+        extra,
+        **({"encode_audio": flac_cache} if flac_cache is not None else {}),
     )
     sr = tl.sample_rate
 
@@ -156,6 +202,10 @@ class EncodeSample(beam.DoFn):
         from duplexloom.timeline.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.cfg.serializer.tokenizer)
+        # The caches are worker-local and on with tts.cache, like the TTS and alignment caches.
+        self.flac_cache = (
+            FlacCache(os.path.join(self.cfg.cache_dir(), "flac")) if self.cfg.tts.cache else None
+        )
 
     def process(self, kv):
         seed_id, (ps, built) = kv
@@ -170,6 +220,7 @@ class EncodeSample(beam.DoFn):
                 self.cfg,
                 self.tokenizer,
                 n,
+                self.flac_cache,
                 policy=self.cfg.on_internal_error,
             )
         if rej is not None:

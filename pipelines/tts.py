@@ -87,21 +87,8 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
                     items[0].lang,
                     policy=self.policy,
                 )
-                if rej is None and self.cache_dir:
-                    # Determinism: use what the cache holds (24-bit quantized), not the fresh float
-                    # audio, so a first run and a rerun from the cache see the same samples. (The
-                    # engine itself is reproducible: the espeak backend synthesizes every utterance
-                    # from a pristine state, see tts_adapters/espeak_isolated.py.) This second call
-                    # is a cache read.
-                    res, rej = call_routed(
-                        STAGE,
-                        items[0].session_id,
-                        model.synthesize,
-                        [it.text for it in items],
-                        items[0].speaker,
-                        items[0].lang,
-                        policy=self.policy,
-                    )
+                # With the cache on, results are what the cache holds (24-bit), fresh or not, so a
+                # first run and a rerun see the same samples (CachedTTS reads back what it wrote).
                 if rej is None and len(res) == len(items):
                     for i, r in zip(idx, res, strict=True):
                         out[i] = Spoken(batch[i], r)

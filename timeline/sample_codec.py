@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +75,10 @@ def encode_sample(
     chunks: list[ChunkRecord],
     trace: str,
     extra: dict[str, bytes] | None = None,
+    encode_audio: Callable[[np.ndarray, int], bytes] = encode_flac,
 ) -> dict[str, bytes]:
-    """Member suffix -> bytes for one sample.
+    """Member suffix -> bytes for one sample. ``encode_audio`` must give :func:`encode_flac`'s
+    bytes (a caching wrapper of it, for instance).
 
     Both tracks are padded with silence to ``len(chunks)`` whole chunks: the serializer may add
     chunks past the session end while the action queue drains (docs/DECISIONS.md), and every chunk
@@ -88,8 +90,8 @@ def encode_sample(
         _pad_to(meta.key, name, a, want) for name, a in (("user", user_audio), ("assistant", assistant_audio))
     )
     members = {
-        "user.flac": encode_flac(user_audio, sr),
-        "assistant.flac": encode_flac(assistant_audio, sr),
+        "user.flac": encode_audio(user_audio, sr),
+        "assistant.flac": encode_audio(assistant_audio, sr),
         "json": dumps_json(meta.model_dump(mode="json")),
         "chunks.json": dumps_json([c.model_dump(mode="json") for c in chunks]),
         "trace.txt": trace.encode("utf-8"),

@@ -91,8 +91,8 @@ class SynthesisCache:
 
 
 class CachedTTS(TTSBackend):
-    """Wraps ``backend``; results come from ``cache`` when present, else are synthesized and stored.
-    A cached result is what the backend returned, quantized to 24-bit PCM."""
+    """Wraps ``backend``; results come from ``cache`` when present, else are synthesized, stored and
+    read back. Either way a result is what the backend returned, quantized to 24-bit PCM."""
 
     def __init__(self, backend: TTSBackend, cache: SynthesisCache) -> None:
         super().__init__(backend.config)
@@ -112,5 +112,7 @@ class CachedTTS(TTSBackend):
             fresh = self.backend.synthesize([texts[i] for i in todo], speaker, lang)
             for i, r in zip(todo, fresh, strict=True):
                 self.cache.put(keys[i], r)
-                results[i] = r
+                # What the cache holds (24-bit), not the fresh float audio: a first run and a rerun
+                # from the cache must see the same samples (byte-identical shards).
+                results[i] = self.cache.get(keys[i])
         return [r for r in results if r is not None]
