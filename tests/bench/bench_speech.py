@@ -24,7 +24,9 @@ def main() -> None:
     n = int(os.environ.get("BENCH_SPEECH_N", "240"))
     corpus = Corpus("heldout")
     assert all(is_held_out_variant(v) for v in corpus.variants)
-    aligner = get_aligner("tiny")
+    # One torch thread, as in the pipeline (torch_threads: 1): with one per core the aligner's
+    # speed swings ~50x with whatever else runs on the machine (OpenMP spin-waiting).
+    aligner = get_aligner("tiny", threads=1)
     chunk = chunk_samples(SR)
     errors: dict[str, list[int]] = {"en": [], "zh": []}
     chunk_miss = {"en": 0, "zh": 0}
