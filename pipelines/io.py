@@ -61,13 +61,14 @@ def open_atomic(path: str) -> Iterator[BinaryIO]:
     f = FileSystems.create(
         tmp, mime_type="application/octet-stream", compression_type=CompressionTypes.UNCOMPRESSED
     )
+    written = False
     try:
         with f:
             yield f
-    except BaseException:
-        if FileSystems.exists(tmp):
+        written = True
+    finally:
+        if not written and FileSystems.exists(tmp):  # the block raised: leave nothing behind
             FileSystems.delete([tmp])
-        raise
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
