@@ -419,12 +419,17 @@ def _register_builtins() -> None:
     from . import mms_fa, tiny, wav2vec2_local  # noqa: F401
 
 
-def get_aligner(name: str, **config: Any) -> Aligner:
-    """Build the registered aligner ``name`` with ``config`` (validated by its config model)."""
+def aligner_class(name: str) -> type[Aligner]:
+    """The registered aligner class ``name``; ``KeyError`` naming the known ones otherwise."""
     _register_builtins()
     if name not in _REGISTRY:
         raise KeyError(f"unknown aligner {name!r}; known: {sorted(_REGISTRY)}")
-    cls = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def get_aligner(name: str, **config: Any) -> Aligner:
+    """Build the registered aligner ``name`` with ``config`` (validated by its config model)."""
+    cls = aligner_class(name)
     missing = [pip for mod, pip in cls.requires if importlib.util.find_spec(mod) is None]
     if missing:
         raise MissingDependencyError(f"aligner {name!r} needs: pip install {' '.join(missing)}")
@@ -433,10 +438,7 @@ def get_aligner(name: str, **config: Any) -> Aligner:
 
 def model_fingerprint(name: str, **config: Any) -> str:
     """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``."""
-    _register_builtins()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown aligner {name!r}; known: {sorted(_REGISTRY)}")
-    cls = _REGISTRY[name]
+    cls = aligner_class(name)
     return cls.model_fingerprint(cls.config_model(**config))
 
 
