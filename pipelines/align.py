@@ -5,9 +5,11 @@ Input: :class:`~.tts.Spoken`. Output: :class:`Aligned` — the item, its audio a
 and the word/char spans (``duplexloom.aligners`` ``Alignment``), or the utterance's reject (a TTS
 reject passes through untouched). ``aligner.enabled: false`` trusts the TTS engine's native word
 starts instead (each word ends where the next starts; debugging only).
-Alignments are cached like TTS audio (``<cache>/align/``, keyed by sha256 of the audio bytes, the
+Alignments are cached like TTS audio (``<cache>/align/``, keyed by the audio's content hash, the
 text, the language and the aligner settings), so a rerun after a prompt-only change aligns nothing
-twice. Rejects are not cached (a fixed aligner may accept the item next time).
+twice. An utterance whose audio lives in the TTS cache (``SynthResult.audio_path``, the TTS stage's
+lazy mode) leaves as that path (``Aligned.audio_ref``); on an alignment cache hit its audio is not
+read at all. Rejects are not cached (a fixed aligner may accept the item next time).
 Reject codes: the aligner's (``align_failed``, ``align_low_confidence``, ``align_text_too_long``...).
 """
 
@@ -31,6 +33,7 @@ from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
+from duplexloom.tts_adapters.cache import audio_sha256, load
 
 STAGE = "align"
 log = logging.getLogger("duplexloom.pipelines")
@@ -45,16 +48,18 @@ class Aligned:
     chars: tuple[TimedSpan, ...] = ()
     confidence: float | None = None
     reject: Reject | None = None
-    # Set by the spool (pipelines/spool.py) instead of ``audio`` before the session shuffle.
+    # Instead of ``audio`` before the session shuffle: the utterance's entry in the TTS cache (set
+    # here, in lazy mode) or its spooled copy (set by SpoolClips, pipelines/spool.py).
     audio_ref: str | None = None
     n_samples: int = 0
 
 
-def align_key(audio: np.ndarray, sample_rate: int, text: str, lang: str, settings: dict) -> str:
-    h = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
-    meta = {"sr": sample_rate, "text": text, "lang": lang, "settings": settings}
-    h.update(json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-    return h.hexdigest()
+def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, settings: dict) -> str:
+    """Alignment cache key: the audio's content hash (``tts_adapters.cache.audio_sha256``, which
+    the TTS cache stores, so a hit needs no audio), the text, the language and the aligner settings."""
+    meta = {"audio": audio_sha256, "sr": sample_rate, "text": text, "lang": lang, "settings": settings}
+    blob = json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class AlignmentCache:
@@ -139,7 +144,9 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         return get_aligner(self.backend, **self.options)
 
     def batch_elements_kwargs(self):
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        # Fixed batches (the bundle's last may be smaller): Beam's adaptive sizing fits a
+        # regression per batch, which costs more than a cached utterance on a rerun.
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def run_inference(
         self, batch: Sequence[Spoken], model, inference_args=None
@@ -147,45 +154,54 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         out: list[Aligned] = []
         with timed(STAGE, len(batch)):
             for sp in batch:
-                if sp.reject is not None:
-                    out.append(Aligned(sp.item, reject=sp.reject))
-                    continue
-                r = sp.result
-                if model is None:
-                    words, rej = call_routed(STAGE, sp.item.session_id, native_words, r, policy=self.policy)
-                    out.append(
-                        Aligned(sp.item, reject=rej)
-                        if rej is not None
-                        else Aligned(sp.item, r.audio, r.sample_rate, words, (), None)
-                    )
-                    continue
-                key = None
-                if self.cache is not None:
-                    key = align_key(r.audio, r.sample_rate, sp.item.text, sp.item.lang, self.settings)
-                    hit = self.cache.get(key)
-                    if hit is not None:
-                        out.append(Aligned(sp.item, r.audio, r.sample_rate, *hit))
-                        continue
-                al, rej = call_routed(
-                    STAGE,
-                    sp.item.session_id,
-                    model.align,
-                    r.audio,
-                    r.sample_rate,
-                    sp.item.text,
-                    sp.item.lang,
-                    policy=self.policy,
-                )
-                if rej is not None:
-                    out.append(Aligned(sp.item, reject=rej))
-                    continue
-                words, chars, conf = tuple(al.words), tuple(al.chars), float(al.confidence)
-                if self.cache is not None:
-                    self.cache.put(key, words, chars, conf)
-                out.append(Aligned(sp.item, r.audio, r.sample_rate, words, chars, conf))
+                out.append(self.align_one(sp, model))
         self.done = getattr(self, "done", 0) + len(batch)
         log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=sp, inference=a) for sp, a in zip(batch, out, strict=True)]
+
+    def align_one(self, sp: Spoken, model) -> Aligned:
+        if sp.reject is not None:
+            return Aligned(sp.item, reject=sp.reject)
+        r = sp.result
+
+        def done(words, chars, confidence, audio=None) -> Aligned:
+            # A result stored in the TTS cache travels on as its path (audio_ref), not its samples.
+            if r.audio_path is not None:
+                return Aligned(
+                    sp.item, None, r.sample_rate, words, chars, confidence,
+                    audio_ref=r.audio_path, n_samples=r.duration_samples,
+                )  # fmt: skip
+            return Aligned(
+                sp.item, r.audio if audio is None else audio, r.sample_rate, words, chars, confidence
+            )
+
+        if model is None:
+            words, rej = call_routed(STAGE, sp.item.session_id, native_words, r, policy=self.policy)
+            return Aligned(sp.item, reject=rej) if rej is not None else done(words, (), None)
+        key = None
+        if self.cache is not None:
+            sha = r.audio_sha256 or audio_sha256(r.audio)
+            key = align_key(sha, r.sample_rate, sp.item.text, sp.item.lang, self.settings)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return done(*hit)
+        audio = r.audio if r.audio is not None else load(r).audio
+        al, rej = call_routed(
+            STAGE,
+            sp.item.session_id,
+            model.align,
+            audio,
+            r.sample_rate,
+            sp.item.text,
+            sp.item.lang,
+            policy=self.policy,
+        )
+        if rej is not None:
+            return Aligned(sp.item, reject=rej)
+        words, chars, conf = tuple(al.words), tuple(al.chars), float(al.confidence)
+        if self.cache is not None:
+            self.cache.put(key, words, chars, conf)
+        return done(words, chars, conf, audio)
 
     def get_metrics_namespace(self) -> str:
         return "align_model"

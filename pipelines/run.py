@@ -4,7 +4,8 @@ Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``Spo
 ``GroupSession``, ``Build``, ``Serialize``, ``SpoolSamples``, ``GroupShard``, ``WriteShards``,
 ``WriteOutputs``) so a Dataflow update or a reader of the job graph can rely on them. Audio and
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
-memory does not grow with the number of seeds. :func:`build_pipeline` wires the transforms on a
+memory does not grow with the number of seeds; an utterance whose audio is in the TTS cache travels
+as its path there (see :func:`shared_cache`) and is not spooled at all. :func:`build_pipeline` wires the transforms on a
 given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
 writes the resolved config beside the output, runs it, and returns the summary.
 Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
@@ -61,6 +62,19 @@ def seed_patterns(cfg: RunConfig) -> list[str]:
     return list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
 
 
+def shared_cache(p: beam.Pipeline, cache: str | None) -> bool:
+    """Whether every worker of ``p`` reads the same cache directory, so a path into the TTS cache
+    can stand for an utterance's audio (the TTS stage's lazy mode). True for a local cache under
+    the DirectRunner and the FnApiRunner (one machine, in-memory or multi-processing); false on
+    distributed runners, whose workers each have their own local cache (docs/DECISIONS.md)."""
+    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, SwitchingDirectRunner
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    if cache is None or "://" in cache:
+        return False
+    return isinstance(p.runner, SwitchingDirectRunner | BundleBasedDirectRunner | FnApiRunner)
+
+
 def build_pipeline(
     p: beam.Pipeline,
     cfg: RunConfig,
@@ -91,7 +105,13 @@ def build_pipeline(
     tts_cache = io.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
-            cfg.tts.backend, tts_options(cfg), tts_cache, cfg.tts.batch_size, policy, cfg.torch_threads
+            cfg.tts.backend,
+            tts_options(cfg),
+            tts_cache,
+            cfg.tts.batch_size,
+            policy,
+            cfg.torch_threads,
+            lazy_audio=shared_cache(p, tts_cache),
         )
     )
     if cfg.tts.accelerator:

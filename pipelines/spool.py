@@ -11,6 +11,7 @@ Layout, under ``<output.dir>/_work/`` (through FileSystems, so ``gs://`` and ``s
   (written by the ``SpoolClips`` step after ``Align``, read by ``Build``);
 * ``<shard:06d>/<session key>/sample.tar`` — a finished sample's members as a one-sample tar
   (written by ``SpoolSamples`` after ``Serialize``, streamed into the shard by ``WriteShards``).
+An utterance whose audio is in the TTS cache is not spooled: its reference points there.
 Every path is a pure function of (shard, seed id, utterance id), so a retried bundle overwrites the
 same files with the same bytes. ``WriteShards`` deletes a shard's folder once the shard and its
 state are written (rejected sessions' clips included); ``WriteOutputs`` deletes ``_work/`` at the
@@ -102,7 +103,7 @@ class SpoolClip:
 
     def __call__(self, kv):
         session_id, a = kv
-        if a.audio is None:  # a reject: nothing to spool
+        if a.audio is None:  # a reject, or a reference into the TTS cache: nothing to spool
             return kv
         path = clip_path(self.out_dir, session_id, a.item.utterance_id, self.num_shards)
         put_audio(path, a.audio)
@@ -110,10 +111,17 @@ class SpoolClip:
 
 
 def load_clip(a):
-    """The inverse of :class:`SpoolClip` (a record that still holds its audio is returned as is)."""
+    """The inverse of :class:`SpoolClip` (a record that still holds its audio is returned as is).
+    ``audio_ref`` is a spooled ``.npy`` or, in the TTS stage's lazy mode, the utterance's entry in
+    the TTS cache (a WAV or FLAC file at the session rate)."""
     if a.audio is not None or a.audio_ref is None:
         return a
-    audio = get_audio(a.audio_ref)
+    if a.audio_ref.endswith(".npy"):
+        audio = get_audio(a.audio_ref)
+    else:
+        from duplexloom.tts_adapters.cache import read_audio
+
+        audio, _ = read_audio(a.audio_ref, a.sample_rate)
     if audio.shape[0] != a.n_samples:
         raise RuntimeError(f"spooled clip {a.audio_ref}: {audio.shape[0]} samples, expected {a.n_samples}")
     return dataclasses.replace(a, audio=audio)

@@ -7,11 +7,16 @@ one ``synthesize(texts, speaker, lang)`` call per group. A group whose call rais
 by item through the routing point, so one bad text rejects one utterance, not the batch.
 Input: :class:`~.plan.SpeakItem`. Output: :class:`Spoken` (the item and its ``SynthResult`` or
 its ``Reject``); the build stage turns an utterance reject into the session's reject.
+Lazy mode (``lazy_audio``, when every worker can read the cache: see ``run.shared_cache``): a cached
+utterance comes as its path in the cache, length and content hash, without its samples; they are
+read where they are needed (alignment on a miss, the build stage). This spares a prompt-only rerun
+one audio decode per utterance and the spool's copy of it.
 Reject codes: the backend's (``tts_unsupported_lang``, ``tts_empty_text``, ``tts_failed``, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
 from duplexloom.schemas import Reject
+from duplexloom.tts_adapters.cache import CachedTTS
 
 STAGE = "tts"
 log = logging.getLogger("duplexloom.pipelines")
@@ -45,8 +51,10 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         batch_size: int,
         policy: str = "reject",
         torch_threads: int | None = None,
+        lazy_audio: bool = False,
     ) -> None:
         super().__init__()
+        self.lazy_audio = lazy_audio
         self.backend = backend
         self.options = dict(options)
         self.cache_dir = cache_dir
@@ -57,7 +65,7 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
     def load_model(self):
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         set_torch_threads(self.torch_threads)
-        from duplexloom.tts_adapters import CachedTTS, SynthesisCache, get_tts
+        from duplexloom.tts_adapters import SynthesisCache, get_tts
 
         model = get_tts(self.backend, **self.options)
         if self.cache_dir:
@@ -66,7 +74,9 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         return model
 
     def batch_elements_kwargs(self):
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        # Fixed batches (the bundle's last may be smaller): Beam's adaptive sizing fits a
+        # regression per batch, which costs more than a cached utterance on a rerun.
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def run_inference(
         self, batch: Sequence[SpeakItem], model, inference_args=None
@@ -81,7 +91,8 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
                 res, rej = call_routed(
                     STAGE,
                     items[0].session_id,
-                    model.synthesize,
+                    self._synthesize,
+                    model,
                     [it.text for it in items],
                     items[0].speaker,
                     items[0].lang,
@@ -98,7 +109,8 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
                     one, r1 = call_routed(
                         STAGE,
                         it.session_id,
-                        model.synthesize,
+                        self._synthesize,
+                        model,
                         [it.text],
                         it.speaker,
                         it.lang,
@@ -108,6 +120,14 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         self.done = getattr(self, "done", 0) + len(batch)
         log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=it, inference=o) for it, o in zip(batch, out, strict=True)]
+
+    def _synthesize(self, model, texts: list[str], speaker, lang: str) -> list:
+        if not isinstance(model, CachedTTS):
+            return model.synthesize(texts, speaker, lang)
+        if self.lazy_audio:
+            return model.synthesize_lazy(texts, speaker, lang)
+        # The cache may be local to this worker: pass the samples on, not a path into it.
+        return [dataclasses.replace(r, audio_path=None) for r in model.synthesize(texts, speaker, lang)]
 
     def get_metrics_namespace(self) -> str:
         return "tts_model"

@@ -33,12 +33,22 @@ class SynthResult:
     """One synthesized utterance. ``word_starts_samples`` are (word unit, start sample) pairs at
     ``sample_rate``, utterance-local, or ``None`` when the engine reports no word times."""
 
-    audio: np.ndarray
+    audio: np.ndarray | None
     sample_rate: int
     word_starts_samples: list[tuple[str, int]] | None = None
+    # Set by the synthesis cache (cache.py): where the audio is stored, how long it is and the
+    # sha256 of its float32 samples. A lazy cache hit carries these and ``audio=None``: the audio
+    # is read where it is needed (cache.read_audio), not on every hit.
+    audio_path: str | None = None
+    n_samples: int | None = None
+    audio_sha256: str | None = None
 
     @property
     def duration_samples(self) -> int:
+        if self.audio is None:
+            if self.n_samples is None:
+                raise ValueError("SynthResult without audio or n_samples")
+            return self.n_samples
         return int(self.audio.shape[0])
 
 

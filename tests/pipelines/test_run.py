@@ -149,6 +149,40 @@ def test_multiprocessing_runner_gives_the_same_bytes(first_run, seeds_file, tmp_
     assert shard_digests(out) == shard_digests(out1)
 
 
+@pytest.mark.slow
+def test_warm_cache_reruns_give_the_same_bytes_with_and_without_lazy_audio(
+    first_run, seeds_file, tmp_path, monkeypatch
+):
+    """From the first run's warm caches: in lazy mode (one machine) cached utterances travel as
+    paths into the TTS cache and alignment hits never read audio; without it (a distributed
+    runner's worker-local cache) they travel as samples through the spool. Same bytes either way."""
+    import duplexloom.pipelines.run as run_mod
+
+    out1, _ = first_run
+    run_into(tmp_path / "lazy", seeds_file)
+    assert shard_digests(tmp_path / "lazy") == shard_digests(out1)
+    monkeypatch.setattr(run_mod, "shared_cache", lambda p, cache: False)
+    run_into(tmp_path / "eager", seeds_file)
+    assert shard_digests(tmp_path / "eager") == shard_digests(out1)
+
+
+def test_shared_cache_only_for_a_local_cache_on_one_machine(tmp_path):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineRunner
+
+    from duplexloom.pipelines.run import shared_cache
+
+    class Distributed(PipelineRunner):  # any runner but the local ones: workers on other machines
+        pass
+
+    local = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+    assert shared_cache(local, str(tmp_path))
+    assert not shared_cache(local, None)
+    assert not shared_cache(local, "gs://bucket/cache/tts")
+    assert not shared_cache(beam.Pipeline(runner=Distributed()), str(tmp_path))
+
+
 def test_layouts_are_written_as_extra_members(first_run, seeds_file, tmp_path):
     out = tmp_path / "layouts"
     summary = run_into(out, seeds_file, "serializer.layouts=[ta4,lws,ct]")

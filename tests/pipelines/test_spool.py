@@ -88,6 +88,22 @@ def test_spool_clip_drops_the_audio_and_load_clip_restores_it(tmp_path):
     assert spool.SpoolClip(str(tmp_path), 4)(("sess", rejected)) == ("sess", rejected)
 
 
+def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(tmp_path):
+    from duplexloom.pipelines.plan import SpeakItem
+    from duplexloom.tts_adapters import SynthesisCache, SynthResult
+
+    item = SpeakItem("sess", "u1", "user", "en", "hello", None)
+    audio = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
+    entry = SynthesisCache(tmp_path / "tts").put("k" * 64, SynthResult(audio, 16_000))
+    ref = Aligned(item, None, 16_000, audio_ref=entry.audio_path, n_samples=16_000)
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", ref)) == ("sess", ref)
+    assert not (tmp_path / "_work").exists()
+    back = spool.load_clip(ref)
+    assert np.array_equal(back.audio, entry.audio) and np.allclose(back.audio, audio, atol=2**-22)
+    with pytest.raises(RuntimeError, match="expected 15999"):
+        spool.load_clip(Aligned(item, None, 16_000, audio_ref=entry.audio_path, n_samples=15_999))
+
+
 def _encoded(out: str, key: str, shard: int) -> EncodedSample:
     row = {"key": key, "seed_id": key, "shard": f"shards/{shard:06d}.tar"}
     return spool.SpoolSample(out, 1)(EncodedSample(shard, key, _members(key), row))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from duplexloom.tts_adapters import CachedTTS, SynthesisCache, get_tts, load_library, resample
+from duplexloom.tts_adapters.cache import audio_sha256
+from duplexloom.tts_adapters.cache import load as cache_load
 from duplexloom.tts_adapters.speakers import EMBEDDED_PATH, build_embedded
 
 
@@ -75,4 +79,64 @@ def test_cache_synthesizes_each_utterance_once(tmp_path):
     cached.synthesize(["good morning"], lib.users[3], "en")
     CachedTTS(counting, SynthesisCache(tmp_path)).synthesize(["good morning"], lib.users[2], "zh")
     assert counting.calls == 5
-    assert len(list(tmp_path.rglob("*.flac"))) == 5
+    assert len(list(tmp_path.rglob("*.wav"))) == 5
+
+
+def test_lazy_hits_carry_a_path_length_and_hash_not_samples(tmp_path):
+    lib = load_library()
+    counting = _Counting(get_tts("espeak"))
+    cache = SynthesisCache(tmp_path)
+    fresh = CachedTTS(counting, cache).synthesize_lazy(["good morning"], lib.users[2], "en")[0]
+    assert fresh.audio is not None  # just synthesized: the samples are at hand anyway
+    lazy = CachedTTS(counting, SynthesisCache(tmp_path)).synthesize_lazy(
+        ["good morning"], lib.users[2], "en"
+    )[0]
+    assert counting.calls == 1
+    assert lazy.audio is None and lazy.audio_path == fresh.audio_path and lazy.audio_path.endswith(".wav")
+    assert lazy.n_samples == lazy.duration_samples == fresh.audio.shape[0]
+    loaded = cache_load(lazy)
+    assert np.array_equal(loaded.audio, fresh.audio)
+    assert lazy.audio_sha256 == fresh.audio_sha256 == audio_sha256(loaded.audio)
+    eager = CachedTTS(counting, SynthesisCache(tmp_path)).synthesize(["good morning"], lib.users[2], "en")[0]
+    assert np.array_equal(eager.audio, fresh.audio) and eager.word_starts_samples == fresh.word_starts_samples
+
+
+def test_cache_entries_of_the_flac_version_are_migrated(tmp_path):
+    """Caches written as <key>.flac + a side file without length or hash still hit (expensive
+    cloning audio survives the upgrade) and are rewritten in the current form with the same samples."""
+    lib = load_library()
+    counting = _Counting(get_tts("espeak"))
+    speaker = lib.users[2]
+    new = CachedTTS(counting, SynthesisCache(tmp_path)).synthesize(["good morning"], speaker, "en")[0]
+    wav = Path(new.audio_path)
+    meta = wav.with_suffix(".json")
+    sf.write(wav.with_suffix(".flac"), new.audio, new.sample_rate, format="FLAC", subtype="PCM_24")
+    meta.write_text(
+        json.dumps({"sample_rate": new.sample_rate, "word_starts_samples": new.word_starts_samples})
+    )
+    wav.unlink()
+    cache = SynthesisCache(tmp_path)
+    again = CachedTTS(counting, cache).synthesize(["good morning"], speaker, "en")[0]
+    assert counting.calls == 1 and cache.hits == 1
+    assert np.array_equal(again.audio, new.audio) and again.audio_sha256 == new.audio_sha256
+    assert wav.exists() and "sha256" in json.loads(meta.read_text())
+
+
+def test_cache_quantizes_like_the_flac_writer():
+    """WAV entries hold the samples a FLAC PCM_24 entry held (libsndfile's WAV writer would round
+    float input differently), so shards do not depend on which version filled the cache."""
+    import io
+
+    from duplexloom.tts_adapters.cache import quantize_24
+
+    rng = np.random.default_rng(7)
+    audio = (rng.standard_normal(50_000) * 0.5).astype(np.float32)
+    audio[:4] = [1.5, -1.5, 0.5 / (1 << 23), -1.5 / (1 << 23)]  # clipping and round-half-to-even
+    back = {}
+    for fmt, data in (("FLAC", np.clip(audio, -1, 1)), ("WAV", quantize_24(audio))):
+        buf = io.BytesIO()
+        sf.write(buf, data, 16_000, format=fmt, subtype="PCM_24")
+        buf.seek(0)
+        back[fmt] = sf.read(buf, dtype="float32")[0]
+    assert np.array_equal(back["FLAC"], back["WAV"])
+    assert not np.array_equal(back["WAV"], audio)  # it does quantize
