@@ -86,7 +86,7 @@ class FlacCache:
         from duplexloom.timeline.sample_codec import encode_flac
 
         a = np.ascontiguousarray(audio, dtype=np.float32)
-        h = hashlib.sha256(a.tobytes())
+        h = hashlib.sha256(memoryview(a).cast("B"))
         h.update(f"|{sample_rate}|PCM_16|{self.version}".encode())
         key = h.hexdigest()
         path = os.path.join(self.dir, key[:2], f"{key}.flac")

@@ -2,10 +2,10 @@
 
 Input: per shard (``shard = int(sha256(key)[:8], 16) % num_shards``, :mod:`.keys`) its
 :class:`~.seeds.ShardPlan`, its encoded samples and its rejects. Output: ``shards/%06d.tar``
-(members sorted, fixed mtime: :func:`duplexloom.timeline.sample_codec.write_shard_tar`) and
+(members sorted, fixed mtime: :func:`duplexloom.timeline.sample_codec.write_shard_blocks`) and
 ``state/%06d.json``; then the shard's manifest rows and rejects flow on to the run's outputs.
-Samples arrive as references into the spool (:mod:`.spool`); the tar is streamed to its file one
-sample at a time, so writing a shard needs one sample's memory, whatever the shard's size. After
+Samples arrive as references into the spool (:mod:`.spool`), each its finished tar blocks; the tar
+is streamed to its file one sample at a time, by copying, so writing a shard needs one sample's memory, whatever the shard's size. After
 the state is written the shard's spool folder is removed; a retried bundle that finds it gone
 takes its result from the state the first attempt wrote.
 
@@ -34,9 +34,14 @@ from apache_beam.metrics import Metrics
 from duplexloom.pipelines import io
 from duplexloom.pipelines.keys import shard_name
 from duplexloom.pipelines.memory import pin_mmap_threshold
-from duplexloom.pipelines.spool import delete_tree, get_members, shard_dir
+from duplexloom.pipelines.spool import delete_tree, get_blocks, shard_dir
 from duplexloom.schemas import Reject
-from duplexloom.timeline.sample_codec import shard_order, shard_tar_bytes, write_shard_tar
+from duplexloom.timeline.sample_codec import (
+    sample_tar_blocks,
+    shard_order,
+    shard_tar_bytes,
+    write_shard_blocks,
+)
 
 STAGE = "write"
 STATE_VERSION = 1
@@ -93,30 +98,19 @@ def shard_bytes(samples: list[EncodedSample]) -> bytes:
     return shard_tar_bytes((s.key, s.members) for s in samples)
 
 
-def sample_members(s: EncodedSample) -> dict[str, bytes]:
-    """The sample's tar members: held in the record, or read back from the spool."""
+def sample_blocks(s: EncodedSample) -> bytes:
+    """The sample's tar blocks: encoded from the record's members, or read back from the spool."""
     if s.ref is None:
-        return s.members
-    return get_members(s.ref, s.key)
+        return sample_tar_blocks(s.key, s.members)
+    return get_blocks(s.ref)
 
 
 def write_shard_file(path: str, samples: list[EncodedSample]) -> int:
     """Stream ``samples`` into the shard tar at ``path`` (atomically), reading one spooled sample at
     a time; returns the tar's size in bytes."""
-
-    class Counting:
-        def __init__(self, f) -> None:
-            self.f, self.n = f, 0
-
-        def write(self, b) -> int:
-            self.n += len(b)
-            return self.f.write(b)
-
     ordered = sorted(samples, key=lambda s: shard_order(s.key))
     with io.open_atomic(path) as f:
-        out = Counting(f)
-        write_shard_tar(out, ((s.key, sample_members(s)) for s in ordered))
-    return out.n
+        return write_shard_blocks(f, ((s.key, sample_blocks(s)) for s in ordered))
 
 
 class WriteShard(beam.DoFn):

@@ -9,8 +9,9 @@ flat in the number of seeds: one session's clips and one sample's members at a t
 Layout, under ``<output.dir>/_work/`` (through FileSystems, so ``gs://`` and ``s3://`` work alike):
 * ``<shard:06d>/<session key>/clip-<utterance key>.npy`` — an aligned utterance's float32 audio
   (written by the ``SpoolClips`` step after ``Align``, read by ``Build``);
-* ``<shard:06d>/<session key>/sample.tar`` — a finished sample's members as a one-sample tar
-  (written by ``SpoolSamples`` after ``Serialize``, streamed into the shard by ``WriteShards``).
+* ``<shard:06d>/<session key>/sample.blocks`` — a finished sample's tar blocks (its members'
+  headers and data, ``sample_codec.sample_tar_blocks``; written by ``SpoolSamples`` after
+  ``Serialize``, copied into the shard as they are by ``WriteShards``).
 An utterance whose audio is in the TTS cache is not spooled: its reference points there.
 Every path is a pure function of (shard, seed id, utterance id), so a retried bundle overwrites the
 same files with the same bytes. ``WriteShards`` deletes a shard's folder once the shard and its
@@ -53,7 +54,7 @@ def clip_path(out_dir: str, seed_id: str, utterance_id: str, num_shards: int) ->
 
 
 def sample_path(out_dir: str, seed_id: str, num_shards: int) -> str:
-    return io.join(session_dir(out_dir, seed_id, num_shards), "sample.tar")
+    return io.join(session_dir(out_dir, seed_id, num_shards), "sample.blocks")
 
 
 def put_audio(path: str, audio: np.ndarray) -> None:
@@ -67,15 +68,22 @@ def get_audio(path: str) -> np.ndarray:
 
 
 def put_members(path: str, key: str, members: dict[str, bytes]) -> None:
-    from duplexloom.timeline.sample_codec import shard_tar_bytes
+    """Spool a sample as its tar blocks (``sample_codec.sample_tar_blocks``): the shard writer
+    copies them into the shard as they are."""
+    from duplexloom.timeline.sample_codec import sample_tar_blocks
 
-    io.write_atomic(path, shard_tar_bytes([(key, members)]))
+    io.write_atomic(path, sample_tar_blocks(key, members))
+
+
+def get_blocks(path: str) -> bytes:
+    return io.read_bytes(path)
 
 
 def get_members(path: str, key: str) -> dict[str, bytes]:
-    from duplexloom.timeline.sample_codec import iter_shard
+    from duplexloom.timeline.sample_codec import iter_shard, tar_end
 
-    found = list(iter_shard(_io.BytesIO(io.read_bytes(path))))
+    blocks = get_blocks(path)
+    found = list(iter_shard(_io.BytesIO(blocks + tar_end(len(blocks)))))
     if len(found) != 1 or found[0][0] != key:
         raise RuntimeError(f"spooled sample {path}: expected key {key!r}, found {[k for k, _ in found]}")
     return found[0][1]

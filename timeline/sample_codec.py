@@ -61,7 +61,11 @@ def _pad_to(key: str, track: str, audio: np.ndarray, n_samples: int) -> np.ndarr
         raise ValueError(
             f"{key}: {track} track has {len(audio)} samples, more than its chunks hold ({n_samples})"
         )
-    return np.pad(audio, (0, n_samples - len(audio)))
+    if len(audio) == n_samples:
+        return audio
+    out = np.zeros(n_samples, dtype=np.float32)  # np.pad is several times slower for 1-D
+    out[: len(audio)] = audio
+    return out
 
 
 def dumps_json(obj: object) -> bytes:
@@ -131,27 +135,64 @@ def shard_order(key: str) -> str:
     return key + "."
 
 
-def write_shard_tar(fileobj, samples: Iterable[tuple[str, dict[str, bytes]]]) -> None:
-    """Stream a WebDataset tar of ``(key, members)`` to ``fileobj`` (write-only, no seek), one sample
-    at a time: the caller passes the samples in :func:`shard_order` and may produce each lazily, so
-    a shard of any size is written with one sample in memory. Members are named
-    ``<key>.<suffix>``, sorted, with a fixed mtime; the bytes equal :func:`shard_tar_bytes`'s."""
+BLOCK = tarfile.BLOCKSIZE  # 512
+RECORD = tarfile.RECORDSIZE  # 10240: a tar ends on a whole record, as tarfile writes it
+
+
+def sample_tar_blocks(key: str, members: dict[str, bytes]) -> bytes:
+    """One sample's part of a shard tar: each member's USTAR header and data padded to 512 bytes,
+    members sorted, fixed mtime, uid/gid 0. Tar headers hold no offsets, so a shard is its samples'
+    blocks in :func:`shard_order` followed by :func:`tar_end`: a sample can be encoded once (and
+    spooled) and copied into its shard as bytes. Equal to what ``tarfile`` writes (a test checks)."""
+    _check_key(key)
+    parts = []
+    for suffix in sorted(members):
+        data = members[suffix]
+        info = tarfile.TarInfo(f"{key}.{suffix}")
+        info.size = len(data)
+        info.mtime = FIXED_MTIME
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        parts += (
+            info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"),
+            data,
+            bytes(-len(data) % BLOCK),
+        )
+    return b"".join(parts)
+
+
+def tar_end(n_bytes: int) -> bytes:
+    """The end of a tar whose members took ``n_bytes``: two zero blocks, then zeros to a whole record."""
+    return bytes(2 * BLOCK + (-(n_bytes + 2 * BLOCK) % RECORD))
+
+
+def write_shard_blocks(fileobj, samples: Iterable[tuple[str, bytes]]) -> int:
+    """Write a shard tar from ``(key, sample_tar_blocks(key, ...))`` pairs in :func:`shard_order` to
+    ``fileobj`` (write-only, no seek); each pair may be produced lazily, so a shard of any size is
+    written with one sample in memory. Returns the tar's size in bytes."""
+    n = 0
     last = None
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        for key, members in samples:
-            _check_key(key)
-            if last is not None and shard_order(key) <= shard_order(last):
-                raise ValueError(f"samples out of shard order: {key!r} after {last!r}")
-            last = key
-            for suffix in sorted(members):
-                data = members[suffix]
-                info = tarfile.TarInfo(f"{key}.{suffix}")
-                info.size = len(data)
-                info.mtime = FIXED_MTIME
-                info.mode = 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                tar.addfile(info, io.BytesIO(data))
+    for key, blocks in samples:
+        _check_key(key)
+        if last is not None and shard_order(key) <= shard_order(last):
+            raise ValueError(f"samples out of shard order: {key!r} after {last!r}")
+        last = key
+        # A cheap check that the blocks are this sample's: the first header's name field.
+        if len(blocks) % BLOCK or not blocks.startswith(f"{key}.".encode()):
+            raise ValueError(f"sample {key!r}: not its tar blocks ({len(blocks)} bytes)")
+        fileobj.write(blocks)
+        n += len(blocks)
+    end = tar_end(n)
+    fileobj.write(end)
+    return n + len(end)
+
+
+def write_shard_tar(fileobj, samples: Iterable[tuple[str, dict[str, bytes]]]) -> int:
+    """Stream a WebDataset tar of ``(key, members)`` in :func:`shard_order` to ``fileobj``, one
+    sample at a time (see :func:`write_shard_blocks`). Members are named ``<key>.<suffix>``,
+    sorted, with a fixed mtime; the bytes equal :func:`shard_tar_bytes`'s. Returns the size."""
+    return write_shard_blocks(fileobj, ((key, sample_tar_blocks(key, members)) for key, members in samples))
 
 
 def shard_tar_bytes(samples: Iterable[tuple[str, dict[str, bytes]]]) -> bytes:

@@ -15,7 +15,14 @@ from duplexloom.pipelines import spool
 from duplexloom.pipelines.align import Aligned
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
-from duplexloom.timeline.sample_codec import FIXED_MTIME, iter_shard, shard_tar_bytes, write_shard_tar
+from duplexloom.timeline.sample_codec import (
+    FIXED_MTIME,
+    iter_shard,
+    sample_tar_blocks,
+    shard_tar_bytes,
+    write_shard_blocks,
+    write_shard_tar,
+)
 
 
 def _members(key: str, n: int = 3) -> dict[str, bytes]:
@@ -48,6 +55,22 @@ def test_streamed_shard_equals_the_sorted_reference_even_with_prefix_keys():
     samples = [(k, _members(k, i)) for i, k in enumerate(keys)]
     assert shard_tar_bytes(samples) == _reference_tar(samples)
     assert shard_tar_bytes(list(reversed(samples))) == _reference_tar(samples)
+
+
+@pytest.mark.parametrize(
+    "sizes", [(0, 1, 511), (512, 513, 9000), (10240 - 3 * 512 - 1024,), (20000, 3, 10239)]
+)
+def test_sample_blocks_concatenate_to_the_reference_tar(sizes):
+    """A shard is its samples' blocks plus the end: equal to tarfile's bytes for members that are
+    empty, block-sized, or end near a record boundary (where tarfile's record padding changes)."""
+    rng = np.random.default_rng(sum(sizes))
+    samples = [(f"k{i}", {"json": rng.bytes(n), "txt": rng.bytes(n // 3)}) for i, n in enumerate(sizes)]
+    buf = pyio.BytesIO()
+    n = write_shard_blocks(buf, [(k, sample_tar_blocks(k, m)) for k, m in samples])
+    assert buf.getvalue() == _reference_tar(samples) and n == len(buf.getvalue())
+    assert len(buf.getvalue()) % 10240 == 0
+    with pytest.raises(ValueError, match="not its tar blocks"):
+        write_shard_blocks(pyio.BytesIO(), [("k1", sample_tar_blocks("k0", samples[0][1]))])
 
 
 def test_streaming_writer_refuses_samples_out_of_order():
