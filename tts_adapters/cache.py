@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -147,10 +148,41 @@ def audio_sha256(audio: np.ndarray) -> str:
 
 def read_audio(path: str, expected_rate: int | None = None) -> tuple[np.ndarray, int]:
     """float32 mono samples and rate of a stored utterance (WAV or FLAC)."""
-    audio, sr = sf.read(path, dtype="float32")
+    found = _read_mono_pcm24_wav(path) if path.endswith(".wav") else None
+    audio, sr = found if found is not None else sf.read(path, dtype="float32")
     if expected_rate is not None and sr != expected_rate:
         raise ValueError(f"cached audio {path}: rate {sr} Hz, recorded {expected_rate} Hz")
     return audio, sr
+
+
+def _read_mono_pcm24_wav(path: str) -> tuple[np.ndarray, int] | None:
+    """This cache's own entries (mono 24-bit PCM WAV, as ``put`` writes them) without libsndfile:
+    about 2x faster for the short files a rerun reads by the thousand, and the same float32 values
+    (int24 / 2**23 is exact). ``None`` for any other file, which soundfile then reads."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if chunk == b"fmt " and size >= 16:
+            fmt = struct.unpack_from("<HHIIHH", data, body)  # tag, channels, rate, byte rate, align, bits
+        elif chunk == b"data":
+            if fmt is None or (fmt[0], fmt[1], fmt[5]) != (1, 1, 24) or size % 3 or body + size > len(data):
+                return None
+            n = size // 3
+            # Each sample read as a little-endian int32 at a stride of 3 bytes: its 24 bits land in
+            # the low bytes (the top byte is the next sample's; the shift drops it). The buffer
+            # gets one more byte so that the last read stays inside it.
+            buf = data[body : body + size] + b"\0"
+            as_int32 = np.ndarray((n,), dtype="<i4", buffer=buf, strides=(3,))
+            audio = (as_int32 << 8).astype(np.float32)
+            audio *= np.float32(2.0**-31)
+            return audio, int(fmt[2])
+        pos = body + size + (size & 1)
+    return None
 
 
 def load(result: SynthResult) -> SynthResult:

@@ -140,3 +140,25 @@ def test_cache_quantizes_like_the_flac_writer():
         back[fmt] = sf.read(buf, dtype="float32")[0]
     assert np.array_equal(back["FLAC"], back["WAV"])
     assert not np.array_equal(back["WAV"], audio)  # it does quantize
+
+
+def test_own_wav_reader_equals_libsndfile(tmp_path):
+    """The numpy reader of the cache's mono PCM_24 entries gives libsndfile's float32 values; any
+    other WAV is left to libsndfile."""
+    from duplexloom.tts_adapters.cache import _read_mono_pcm24_wav, quantize_24, read_audio
+
+    rng = np.random.default_rng(3)
+    audio = np.concatenate([[1.0, -1.0, 2.0**-23, -(2.0**-23), 0.0], rng.uniform(-1, 1, 4001)]).astype(
+        np.float32
+    )
+    sf.write(tmp_path / "a.wav", quantize_24(audio), 16_000, subtype="PCM_24")
+    ours, sr = read_audio(str(tmp_path / "a.wav"))
+    ref, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert sr == 16_000 and ours.dtype == np.float32 and np.array_equal(ours, ref)
+    sf.write(tmp_path / "b.wav", audio, 16_000, subtype="PCM_16")
+    sf.write(tmp_path / "c.wav", np.stack([audio, audio], axis=1), 16_000, subtype="PCM_24")
+    for name in ("b.wav", "c.wav"):
+        assert _read_mono_pcm24_wav(str(tmp_path / name)) is None
+    assert np.array_equal(
+        read_audio(str(tmp_path / "b.wav"))[0], sf.read(tmp_path / "b.wav", dtype="float32")[0]
+    )
