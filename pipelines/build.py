@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from duplexloom.pipelines.align import unpack_spans
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
@@ -37,8 +38,8 @@ def make_clips(ps, aligned: list) -> dict:
             text=pu.text,
             kind=pu.kind,
             turn_index=pu.turn_index,
-            words=a.words,
-            chars=a.chars,
+            words=unpack_spans(a.words),
+            chars=unpack_spans(a.chars),
             audio_start_samples=0,
             audio_end_samples=int(a.audio.shape[0]),
             align_confidence=a.confidence,
@@ -66,9 +67,10 @@ class BuildSession(beam.DoFn):
         sessions = list(grouped["sessions"])
         if len(sessions) != 1:
             raise RuntimeError(f"session {seed_id}: expected one plan, got {len(sessions)}")
-        ps = sessions[0]
-        # Clips arrive as spool references (pipelines/spool.py); read back one session at a time.
-        aligned = sorted((load_clip(a) for a in grouped["clips"]), key=lambda a: a.item.utterance_id)
+        ps = sessions[0].open()
+        # Clips arrive sealed, as spool or TTS-cache references (pipelines/spool.py); their audio is
+        # read back one session at a time.
+        aligned = sorted((load_clip(a.open()) for a in grouped["clips"]), key=lambda a: a.item.utterance_id)
         shard = shard_of(sample_key(seed_id), self.cfg.shards.num_shards)
         failed = [a.reject for a in aligned if a.reject is not None]
         if failed:

@@ -16,6 +16,7 @@ from typing import Any
 import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
+from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.stages import timed
 from duplexloom.schemas import Speaker
@@ -100,6 +101,6 @@ class PlanSession(beam.DoFn):
                 REJECTS, (shard_of(sample_key(seed_id), self.cfg.shards.num_shards), rej)
             )
             return
-        yield (seed_id, ps)
+        yield (seed_id, Sealed.of(ps))  # opened by Build, after the session shuffle
         for item in speak_items(ps):
             yield beam.pvalue.TaggedOutput(SPEAK, item)

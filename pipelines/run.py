@@ -5,7 +5,8 @@ Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``Spo
 ``WriteOutputs``) so a Dataflow update or a reader of the job graph can rely on them. Audio and
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
 memory does not grow with the number of seeds; an utterance whose audio is in the TTS cache travels
-as its path there (see :func:`shared_cache`) and is not spooled at all. :func:`build_pipeline` wires the transforms on a
+as its path there (see :func:`shared_cache`) and is not spooled at all. What does go through the
+shuffles is :class:`~.pickling.Sealed` (pickled once, opened once where it is used). :func:`build_pipeline` wires the transforms on a
 given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
 writes the resolved config beside the output, runs it, and returns the summary.
 Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
@@ -31,6 +32,7 @@ from duplexloom.pipelines.config import RunConfig, config_digest, resolved_yaml
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import write_outputs
+from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
@@ -156,7 +158,7 @@ def build_pipeline(
             "plans": seeds[PLANS] | "KeyPlans" >> beam.Map(lambda pl: (pl.shard, pl)),
             "samples": encoded.ok
             | "SpoolSamples" >> beam.Map(SpoolSample(out_dir, n))
-            | "KeySamples" >> beam.Map(lambda e: (e.shard, e)),
+            | "KeySamples" >> beam.Map(lambda e: (e.shard, Sealed.of(e))),
             "rejects": rejects,
         }
         | "GroupShard" >> beam.CoGroupByKey()

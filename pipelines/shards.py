@@ -135,7 +135,7 @@ class WriteShard(beam.DoFn):
         if len(plans) != 1:
             raise RuntimeError(f"shard {shard}: expected one plan, got {len(plans)}")
         plan = plans[0]
-        samples = sorted(grouped["samples"], key=lambda s: s.key)
+        samples = sorted((s.open() for s in grouped["samples"]), key=lambda s: s.key)  # sealed: run.py
         rejects = sorted(grouped["rejects"], key=lambda r: (r.record_id, r.stage, r.code))
         if plan.skip:
             yield self.from_state(shard, plan.state, plan.n_lines)

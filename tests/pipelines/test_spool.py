@@ -13,6 +13,7 @@ import pytest
 
 from duplexloom.pipelines import spool
 from duplexloom.pipelines.align import Aligned
+from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
 from duplexloom.timeline.sample_codec import (
@@ -103,12 +104,13 @@ def test_spool_clip_drops_the_audio_and_load_clip_restores_it(tmp_path):
     item = SpeakItem("sess", "u1", "user", "en", "hello", None)  # the speaker plays no part here
     audio = np.linspace(-0.5, 0.5, 321, dtype=np.float32)
     a = Aligned(item, audio, 16_000)
-    sid, ref = spool.SpoolClip(str(tmp_path), 4)(("sess", a))
+    sid, sealed = spool.SpoolClip(str(tmp_path), 4)(("sess", a))
+    ref = sealed.open()
     assert sid == "sess" and ref.audio is None and ref.n_samples == 321 and ref.audio_ref
     back = spool.load_clip(ref)
     assert np.array_equal(back.audio, audio) and back.item == item
     rejected = Aligned(item)
-    assert spool.SpoolClip(str(tmp_path), 4)(("sess", rejected)) == ("sess", rejected)
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", rejected)) == ("sess", Sealed.of(rejected))
 
 
 def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(tmp_path):
@@ -119,7 +121,7 @@ def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(
     audio = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
     entry = SynthesisCache(tmp_path / "tts").put("k" * 64, SynthResult(audio, 16_000))
     ref = Aligned(item, None, 16_000, audio_ref=entry.audio_path, n_samples=16_000)
-    assert spool.SpoolClip(str(tmp_path), 4)(("sess", ref)) == ("sess", ref)
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", ref)) == ("sess", Sealed.of(ref))
     assert not (tmp_path / "_work").exists()
     back = spool.load_clip(ref)
     assert np.array_equal(back.audio, entry.audio) and np.allclose(back.audio, audio, atol=2**-22)
@@ -139,7 +141,7 @@ def test_write_shard_streams_from_the_spool_then_removes_it_and_a_retry_uses_the
     fn = WriteShard(out, "cfg", 1, progress=False)
     fn.setup()
     plan = ShardPlan(0, "inputs", 3)
-    element = (0, {"plans": [plan], "samples": samples, "rejects": []})
+    element = (0, {"plans": [plan], "samples": [Sealed.of(s) for s in samples], "rejects": []})
     [res] = list(fn.process(element))
     data = (tmp_path / "shards" / "000000.tar").read_bytes()
     expected = shard_bytes([EncodedSample(0, k, _members(k), {}) for k in ("s1", "s2", "s3")])
@@ -168,3 +170,16 @@ def test_open_atomic_leaves_nothing_when_the_block_raises(tmp_path):
     with io.open_atomic(target) as f:
         f.write(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tar"] and (tmp_path / "x.tar").read_bytes() == b"whole"
+
+
+def test_packed_spans_round_trip_and_are_validated_when_unpacked():
+    from duplexloom.pipelines.align import pack_spans, unpack_spans
+    from duplexloom.schemas import TimedSpan
+
+    spans = (
+        TimedSpan(text="hi", start_samples=0, end_samples=5, confidence=0.5),
+        TimedSpan(text="x", start_samples=5, end_samples=9),
+    )
+    assert unpack_spans(pack_spans(spans)) == spans
+    with pytest.raises(ValueError, match="before start"):
+        unpack_spans((("bad", 9, 5, None),))  # e.g. a corrupted alignment cache entry
