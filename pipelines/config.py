@@ -17,11 +17,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import tempfile
 from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -39,9 +41,21 @@ class InputConfig(_Section):
 
 class OutputConfig(_Section):
     dir: str = "out/run"
-    # Local directory for the content-addressed caches (TTS audio, alignments, LLM answers).
-    # None = "<dir>/cache" for local outputs; remote outputs need an explicit local/worker path.
+    # Local directory for the content-addressed caches (TTS audio, alignments, track encodings).
+    # None = "<dir>/cache" for a local output, "<system temp dir>/duplexloom-cache" on each worker
+    # for a remote one. The caches use the local filesystem: a gs:// or s3:// cache is refused
+    # rather than written to a local folder named after the URL.
     cache_dir: str | None = None
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _local_cache(cls, v: str | None) -> str | None:
+        if v is not None and "://" in v:
+            raise ValueError(
+                f"output.cache_dir must be a local path on each worker, not {v!r}: the caches are "
+                "worker-local files (leave it unset for <system temp dir>/duplexloom-cache)"
+            )
+        return v
 
 
 class ShardsConfig(_Section):
@@ -108,6 +122,8 @@ class RunConfig(_Section):
     def cache_dir(self) -> str:
         if self.output.cache_dir:
             return self.output.cache_dir
+        if "://" in self.output.dir:
+            return os.path.join(tempfile.gettempdir(), "duplexloom-cache")
         return self.output.dir.rstrip("/") + "/cache"
 
     def annotator_config(self) -> Any:

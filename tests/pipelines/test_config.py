@@ -61,3 +61,13 @@ def test_digest_ignores_output_location_but_not_content():
     c = load_config(None, ["output.dir=/tmp/a", "run_seed=1"])
     assert config_digest(a) == config_digest(b)
     assert config_digest(a) != config_digest(c)
+
+
+def test_cache_dir_is_local_on_every_worker():
+    import tempfile
+
+    assert load_config(None, ["output.dir=/data/run"]).cache_dir() == "/data/run/cache"
+    remote = load_config(None, ["output.dir=gs://bucket/run"])
+    assert remote.cache_dir().startswith(tempfile.gettempdir()) and "://" not in remote.cache_dir()
+    with pytest.raises(ConfigError, match="must be a local path"):
+        load_config(None, ["output.dir=gs://bucket/run", "output.cache_dir=gs://bucket/cache"])
