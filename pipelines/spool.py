@@ -82,16 +82,6 @@ def get_blocks(path: str) -> bytes:
     return io.read_bytes(path)
 
 
-def get_members(path: str, key: str) -> dict[str, bytes]:
-    from duplexloom.timeline.sample_codec import iter_shard, tar_end
-
-    blocks = get_blocks(path)
-    found = list(iter_shard(_io.BytesIO(blocks + tar_end(len(blocks)))))
-    if len(found) != 1 or found[0][0] != key:
-        raise RuntimeError(f"spooled sample {path}: expected key {key!r}, found {[k for k, _ in found]}")
-    return found[0][1]
-
-
 def delete_tree(path: str) -> None:
     """Remove a spool folder and everything below it; a missing folder is fine."""
     if "://" in path:
