@@ -92,11 +92,6 @@ class SynthesisCache:
         words = None if words is None else [(w, int(t)) for w, t in words]
         return self.put(key, SynthResult(audio=audio, sample_rate=sr, word_starts_samples=words))
 
-    def get(self, key: str) -> SynthResult | None:
-        """The entry with its audio loaded, or ``None``."""
-        entry = self.lookup(key)
-        return None if entry is None else load(entry)
-
     def put(self, key: str, result: SynthResult) -> SynthResult:
         """Store ``result``; returns what the cache now holds (24-bit samples), audio loaded."""
         wav, meta = self._paths(key)
