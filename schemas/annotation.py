@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import SCHEMA_VERSION, Record
 from .seed import Lang, Role
@@ -80,6 +80,9 @@ class Annotation(Record):
     family: str
     turns: tuple[AnnotatedTurn, ...]
     interruptions: tuple[str, ...] = ()  # user barge-in utterances (incl. "you are right, but ..." kind)
+    # The assistant's reply to interruption i (same index): an interrupted assistant yields, then
+    # answers the new thought (SPEC section 8). Empty, or exactly one reply per interruption.
+    interruption_replies: tuple[str, ...] = ()
     backchannels: tuple[str, ...] = ()  # short user feedback phrases
     fillers: tuple[str, ...] = ()  # hesitation fillers for pauses
     cognition: tuple[CognitionStream, ...] = ()
@@ -87,9 +90,17 @@ class Annotation(Record):
     provenance: dict[str, str] = Field(default_factory=dict)  # field -> annotator name
     prompt_hashes: dict[str, str] = Field(default_factory=dict)  # template name -> sha256
 
-    @field_validator("interruptions", "backchannels", "fillers")
+    @field_validator("interruptions", "interruption_replies", "backchannels", "fillers")
     @classmethod
     def _guard_all(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for s in v:
             _guard(s)
         return v
+
+    @model_validator(mode="after")
+    def _replies_match(self) -> Annotation:
+        if self.interruption_replies and len(self.interruption_replies) != len(self.interruptions):
+            raise ValueError(
+                f"{len(self.interruption_replies)} interruption_replies for {len(self.interruptions)} interruptions"
+            )
+        return self
