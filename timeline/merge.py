@@ -24,6 +24,7 @@ Reject codes: ``unknown_family``, ``no_turns``, ``no_interruption_text``, ``no_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +39,7 @@ from duplexloom.schemas.utterance import UtteranceKind
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
 from .families import choose_family, family_system_prompt, pick_speakers
+from .sound import cover_sound
 
 if TYPE_CHECKING:
     from duplexloom.tts_adapters.speakers import SpeakerLibrary
@@ -67,10 +69,15 @@ class Placement(Record):
     gap_s: float = 0.0  # floor: silence after everything placed so far
     host_id: str | None = None  # overlay modes: the assistant utterance spoken over
     position: float | None = None  # overlay: fraction of the host's audio (barge_in/request) or words
-    stop_delay_s: float | None = None  # barge_in: user onset -> assistant stop
+    stop_delay_s: float | None = None  # barge_in: <interrupt> label chunk start -> assistant stop
     anchor: str | None = None  # barge_in: semantic interrupt anchor words
     label: Literal["response", "interrupt", "backchannel"] | None = None
     label_text: str | None = None  # paraphrase of the label (seeded)
+    # barge_in: the interruption is a turn of its own too: <response> at its end (paraphrase)
+    end_label_text: str | None = None
+    # barge_in on a reply to an earlier interruption: when the reply is too short for it, this and
+    # every later placement (the rest of the barge-in chain, always the session's tail) are dropped
+    follow_up: bool = False
 
 
 class PlannedAction(Record):
@@ -457,37 +464,71 @@ def _plan_backchannel(
     )
 
 
+# Replies for an interruption when the annotation has none (an LLM annotation of an older prompt):
+# the assistant still yields and answers; provenance says so.
+_FALLBACK_REPLIES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Sure, let us look at that first.",
+        "Good point, I will take that into account.",
+        "Okay, then let me answer that instead.",
+    ),
+    "zh": ("好的，那我们先说这个。", "明白了，我换个思路来回答。", "好，那我先回答你这个问题。"),
+}
+
+
 def _plan_barge_in(
     rec: _Recorder, ann: Annotation, config: TimelineConfig, i: int, speak: list, place: list
 ) -> None:
+    """The user barges in on assistant turn ``a{i}``; the assistant yields and answers the new
+    thought (``r{i}``). Each reply is barged in again with ``barge_in_prob`` while unused
+    interruptions remain (SPEC 12: every further assistant turn, probability 0.5)."""
     lang = ann.lang
-    iid = f"int{i}"
-    text = rec.choice("interrupt", "interruption_text", list(ann.interruptions), iid)
-    # The hard case of SPEC section 8: the same acknowledgement that is a backchannel elsewhere
-    # opens an interruption here.
-    if not aug.starts_with_ack(text, lang) and rec.coin(
-        "interrupt", "ambiguous_ack", config.ambiguous_ack_prob, iid
-    ):
-        text = aug.ACK_PHRASES[lang][0] + ("，" if lang == "zh" else ", ") + text
-    anchor = aug.interrupt_anchor(text, lang)
-    rec.record("interrupt_anchor", anchor, iid)
-    speak.append(
-        PlannedUtterance(id=iid, speaker="user", lang=lang, text=text, kind="interrupt", turn_index=i)
-    )
-    pos = rec.draw("interrupt", "barge_in_position", config.barge_in_position, iid)
-    stop = rec.draw("interrupt", "stop_delay_s", config.stop_delay_s, iid)
-    place.append(
-        Placement(
-            utterance_id=iid,
-            mode="barge_in",
-            host_id=f"a{i}",
-            position=pos,
-            stop_delay_s=stop,
-            anchor=anchor,
-            label="interrupt",
-            label_text=_label_text(rec, "interrupt", lang, iid),
+    n = len(ann.interruptions)
+    first = int(rec.rng("interrupt").integers(n))
+    host = f"a{i}"
+    for k in range(n):
+        idx = (first + k) % n
+        suffix = "" if k == 0 else f".{k}"
+        iid, rid = f"int{i}{suffix}", f"r{i}{suffix}"
+        rec.record("interruption_index", idx, iid, distribution=f"choice(n={n})" if k == 0 else "next")
+        text = ann.interruptions[idx]
+        # The hard case of SPEC section 8: the same acknowledgement that is a backchannel elsewhere
+        # opens an interruption here.
+        if not aug.starts_with_ack(text, lang) and rec.coin(
+            "interrupt", "ambiguous_ack", config.ambiguous_ack_prob, iid
+        ):
+            text = aug.ACK_PHRASES[lang][0] + ("，" if lang == "zh" else ", ") + text
+        anchor = aug.interrupt_anchor(text, lang)
+        rec.record("interrupt_anchor", anchor, iid)
+        speak.append(
+            PlannedUtterance(id=iid, speaker="user", lang=lang, text=text, kind="interrupt", turn_index=i)
         )
-    )
+        pos = rec.draw("interrupt", "barge_in_position", config.barge_in_position, iid)
+        stop = rec.draw("interrupt", "stop_delay_s", config.stop_delay_s, iid)
+        place.append(
+            Placement(
+                utterance_id=iid,
+                mode="barge_in",
+                host_id=host,
+                position=pos,
+                stop_delay_s=stop,
+                anchor=anchor,
+                label="interrupt",
+                label_text=_label_text(rec, "interrupt", lang, iid),
+                end_label_text=_label_text(rec, "response", lang, iid),
+                follow_up=k > 0,
+            )
+        )
+        if ann.interruption_replies:
+            reply = ann.interruption_replies[idx]
+        else:
+            reply = rec.choice("interrupt", "fallback_reply", list(_FALLBACK_REPLIES[lang]), rid)
+        speak.append(PlannedUtterance(id=rid, speaker="assistant", lang=lang, text=reply, kind="turn"))
+        gap = rec.draw("merge", "response_gap_s", config.response_gap_s, rid)
+        place.append(Placement(utterance_id=rid, gap_s=gap))
+        if k + 1 >= n or not rec.coin("interrupt", "barge_in_again", config.barge_in_prob, rid):
+            break
+        host = rid
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -519,13 +560,22 @@ def build_session(
     actions: list[ActionObject] = []
     floor_end = 0
 
+    local: dict[str, Utterance] = {}
+
+    def local_utt(uid: str) -> Utterance:
+        """Clip ``uid``'s utterance (clip clock) with word ends moved to the end of their sound."""
+        if uid not in local:
+            local[uid] = cover_sound(clips[uid].utterance, clips[uid].audio, sr)
+        return local[uid]
+
     def put(uid: str, onset: int) -> Utterance:
         """Place clip ``uid`` so that its first word starts at ``onset`` (leading silence before it)."""
         pu = plan.utterance(uid)
         clip = clips[uid]
         a = np.asarray(clip.audio, dtype=np.float32)
-        start = max(0, onset - aug.speech_start(clip.utterance))
-        utt = aug.shift_utterance(clip.utterance, start, int(a.shape[0])).model_copy(
+        loc = local_utt(uid)
+        start = max(0, onset - aug.speech_start(loc))
+        utt = aug.shift_utterance(loc, start, int(a.shape[0])).model_copy(
             update={
                 "id": uid,
                 "speaker": pu.speaker,
@@ -549,7 +599,14 @@ def build_session(
             host = placed.get(p.host_id or "")
             if host is None:
                 raise ValueError(f"placement {p.utterance_id}: host {p.host_id} not placed before it")
-            utt = _place_overlay(p, host, plan, clips, config, put, audio, placed, params)
+            utt = _place_overlay(p, host, config, put, local_utt, audio, placed, params)
+            if utt is None:  # a follow-up barge-in that does not fit: the chain ends here
+                params.append(
+                    AugmentationParam(
+                        name="barge_in_chain_ended", value=True, distribution="derived", target=p.utterance_id
+                    )
+                )
+                break
         # Gaps run from the end of speech, not of the clip: TTS clips carry trailing silence.
         floor_end = max(floor_end, aug.speech_end(utt))
         if p.label == "response":
@@ -559,6 +616,9 @@ def build_session(
         elif p.label == "interrupt":
             anchor_t = aug.anchor_end_samples(utt, p.anchor or "")
             actions.append(_label(p, "interrupt", anchor_t, utt.id, anchor=p.anchor))
+            # the interruption is also a turn: the assistant answers it after it ends
+            end = Placement(utterance_id=utt.id, label_text=p.end_label_text)
+            actions.append(_label(end, "response", aug.speech_end(utt), utt.id))
 
     for pa in plan.actions:
         utt = placed[pa.utterance_id]
@@ -618,8 +678,22 @@ def _label(p: Placement, name: str, t: int, uid: str, anchor: str | None = None)
     )
 
 
-def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> Utterance:
-    """Place a barge-in, backchannel or request over the assistant utterance ``host``."""
+def _place_overlay(
+    p: Placement,
+    host: Utterance,
+    config: TimelineConfig,
+    put: Callable[[str, int], Utterance],
+    local_utt: Callable[[str], Utterance],
+    audio: dict[str, np.ndarray],
+    placed: dict[str, Utterance],
+    params: list[AugmentationParam],
+) -> Utterance | None:
+    """Place a barge-in, backchannel or request over the assistant utterance ``host``.
+
+    ``put`` places a clip at an onset; ``local_utt`` gives a clip's utterance on its own clock; a
+    barge-in replaces the host's entry in ``placed``/``audio`` by its cut version and appends the
+    derived values to ``params``. ``None``: a follow-up barge-in that does not fit its host.
+    """
     h_start, h_end = aug.speech_start(host), aug.speech_end(host)
     if p.mode == "backchannel":
         n = len(host.words)
@@ -638,24 +712,41 @@ def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> 
     if p.mode == "request":
         start = h_start + int((h_end - h_start) * (p.position or 0.0))
         return put(p.utterance_id, start)
-    # barge_in: onset at a fraction of the host audio; the host stops stop_delay later.
+    # barge_in (SPEC 8): the user starts at a fraction of the host's speech; <interrupt> sits at the
+    # end of the semantic anchor; the host speaks through the label's chunk and stops stop_delay
+    # after that chunk starts (1-3 chunks later), and still had at least min_host_tail_s to say.
+    chunk = config.chunk_samples
     stop_delay = config.samples(p.stop_delay_s or 0.0)
-    min_tail = config.samples(config.min_host_tail_s)
+    loc = local_utt(p.utterance_id)
+    anchor_rel = aug.anchor_end_samples(loc, p.anchor or "") - aug.speech_start(loc)
     onset = h_start + int((h_end - h_start) * (p.position or 0.0))
-    latest = h_end - min_tail - stop_delay
-    if onset > latest:
-        if latest <= h_start:
-            raise RejectError(
-                "interrupt_host_too_short",
-                f"{host.id} lasts {(h_end - h_start) / config.sample_rate:.2f} s: no room for a barge-in",
-            )
-        onset = latest
+    # floor(label / chunk) * chunk <= label, so a label at latest_label keeps the stop in bounds
+    latest_label = h_end - config.samples(config.min_host_tail_s) - stop_delay
+    if onset + anchor_rel > latest_label:
+        onset = latest_label - anchor_rel
         params.append(
             AugmentationParam(
                 name="barge_in_onset_clamped", value=True, distribution="derived", target=p.utterance_id
             )
         )
-    cut = onset + stop_delay
+    if onset < h_start:
+        if p.follow_up:
+            return None
+        raise RejectError(
+            "interrupt_host_too_short",
+            f"{host.id} speaks {(h_end - h_start) / config.sample_rate:.2f} s: the interruption's anchor "
+            f"({anchor_rel / config.sample_rate:.2f} s in) plus the stop do not fit",
+        )
+    label_t = onset + anchor_rel
+    cut = label_t // chunk * chunk + stop_delay
+    params.append(
+        AugmentationParam(
+            name="interrupt_stop_after_label_s",
+            value=round((cut - label_t) / config.sample_rate, 6),
+            distribution="derived",
+            target=p.utterance_id,
+        )
+    )
     placed[host.id] = aug.cut_utterance(host, cut)
     audio[host.id] = aug.cut_audio(
         audio[host.id], cut - host.audio_start_samples, int(config.fade_ms * config.sample_rate / 1000)

@@ -1,0 +1,78 @@
+"""Where a clip has sound: a frame-energy voice mask and word spans that cover their sound (SPEC 7).
+
+A CTC aligner marks a word's end at its last label spike, which for a Chinese syllable with a long
+final (久: spike at 2.235 s, voiced until 2.62 s) or an English word with an unvoiced ending can be
+hundreds of milliseconds before its sound stops. Everything timed "at the end of a word" (user ASR,
+``<response>``, ``<backchannel>``, the response gap) inherits that error, so the time-merge
+extends every word's end to the end of its sound before placing anything:
+
+- :func:`voiced_frames`: a boolean mask over ``FRAME_MS`` frames, voiced when the frame's RMS is
+  within ``REL_DB`` of the clip's loudest frame and above ``FLOOR_DB`` (works for digital silence
+  between words as well as for a neural voice's noise floor);
+- :func:`cover_sound`: word ``i`` ends at the last voiced frame before word ``i+1`` starts (or the
+  clip's end for the last word), never earlier than its aligned end.
+
+Input: float32 mono audio and an utterance-local :class:`~duplexloom.schemas.Utterance`.
+Output: the same utterance with word (and character) ends moved later where sound continues.
+No reject codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from duplexloom.schemas import TimedSpan, Utterance
+
+FRAME_MS = 10
+REL_DB = 45.0  # voiced: within this many dB of the clip's loudest frame ...
+FLOOR_DB = -60.0  # ... and above this absolute level (dBFS)
+
+
+def frame_samples(sample_rate: int) -> int:
+    return sample_rate * FRAME_MS // 1000
+
+
+def voiced_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Voiced mask over whole ``FRAME_MS`` frames (a partial last frame counts as a frame)."""
+    fr = frame_samples(sample_rate)
+    n = -(-audio.shape[0] // fr)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    padded = np.zeros(n * fr, dtype=np.float32)
+    padded[: audio.shape[0]] = audio
+    frames = padded.reshape(n, fr).astype(np.float64)
+    power = np.einsum("ij,ij->i", frames, frames) / fr
+    db = 10.0 * np.log10(power + 1e-20)
+    bar = max(float(db.max()) - REL_DB, FLOOR_DB)
+    return db > bar
+
+
+def _extend(spans: tuple[TimedSpan, ...], voiced: np.ndarray, fr: int, limit: int) -> tuple[TimedSpan, ...]:
+    out = list(spans)
+    for i, w in enumerate(out):
+        nxt = out[i + 1].start_samples if i + 1 < len(out) else limit
+        nxt = max(nxt, w.end_samples)
+        lo, hi = w.end_samples // fr, -(-nxt // fr)  # frames from the aligned end up to the next start
+        seg = voiced[lo:hi]
+        if seg.size == 0 or not seg.any():
+            continue
+        last = lo + int(np.flatnonzero(seg)[-1])
+        end = min((last + 1) * fr, nxt)
+        if end > w.end_samples:
+            out[i] = w.model_copy(update={"end_samples": end})
+    return tuple(out)
+
+
+def cover_sound(utt: Utterance, audio: np.ndarray, sample_rate: int) -> Utterance:
+    """``utt`` (utterance-local clock) with every word/character end moved to the end of its sound."""
+    if not utt.words:
+        return utt
+    fr = frame_samples(sample_rate)
+    voiced = voiced_frames(np.asarray(audio, dtype=np.float32), sample_rate)
+    limit = int(audio.shape[0])
+    return utt.model_copy(
+        update={
+            "words": _extend(utt.words, voiced, fr, limit),
+            "chars": _extend(utt.chars, voiced, fr, limit) if utt.chars else utt.chars,
+        }
+    )
