@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from duplexloom.timeline.families import check_channel_overrides
+
 
 class ConfigError(ValueError):
     """The config file or an override is wrong; the message names the key."""
@@ -86,9 +88,16 @@ class AlignerStageConfig(_Section):
 class SerializerConfig(_Section):
     tokenizer: str | None = None  # tokenizer.json path; None = the builtin offline tokenizer
     budget: int = Field(default=10, ge=1)
-    asr_sides: tuple[str, ...] = ("user",)
+    # Per-family overrides of what the action channel carries (SPEC 11 table; channels asr_user,
+    # asr_assistant, labels, tools, think), e.g. {dialogue: [asr_user]}; recorded in every sample.
+    channels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     lag_chunks: int = Field(default=2, ge=0)
     layouts: tuple[str, ...] = ("ta4",)
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return check_channel_overrides(v)
 
 
 class RunConfig(_Section):
@@ -106,6 +115,8 @@ class RunConfig(_Section):
     aligner: AlignerStageConfig = AlignerStageConfig()
     serializer: SerializerConfig = SerializerConfig()
     annotate_batch_size: int = Field(default=8, ge=1)
+    # SPEC 17: score every sample from its audio and action channel; a failing one is rejected.
+    semantic_check: bool = True
     # Policy for exceptions that are not RejectError (bugs or broken backends): "reject" turns each
     # into an ``internal_error`` reject with the traceback (counted and printed loudly at the end);
     # "fail" re-raises and stops the job.

@@ -17,15 +17,21 @@ from collections import Counter, defaultdict
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.routing import INTERNAL_ERROR
 from duplexloom.pipelines.spool import delete_tree, work_dir
+from duplexloom.qa.semantic import BINS as SEMANTIC_BINS
+from duplexloom.qa.semantic import CHECKS as SEMANTIC_CHECKS
+from duplexloom.qa.semantic import REFERENCE as SEMANTIC_REFERENCE
 from duplexloom.schemas import Reject
+from duplexloom.timeline.families import FAMILY_CHANNELS, action_channel
+from duplexloom.timeline.timing import histograms
 
-STAGE_ORDER = ("seeds", "annotate", "plan", "tts", "align", "build", "serialize")
+STAGE_ORDER = ("seeds", "annotate", "plan", "tts", "align", "build", "serialize", "semantic")
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "key": pa.string(),
@@ -45,6 +51,7 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "assistant_speaker": pa.string(),
     "tokenizer": pa.string(),
     "layouts": pa.string(),
+    "action_channel": pa.string(),
     "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
     "bytes": pa.int64(),
 }
@@ -121,6 +128,62 @@ def timing_histograms(timings: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def semantic_summary(timings: list[dict[str, Any]], rejects: list[Reject]) -> dict[str, Any]:
+    """SPEC 17 in the summary: per check, how many samples it scored and the pass rate (a rejected
+    sample counts against every check it failed), and the audio-measured timings beside their
+    reference values."""
+    applied: Counter = Counter()
+    passed: Counter = Counter()
+    measured: dict[str, list[float]] = defaultdict(list)
+    for t in timings:
+        sem = t.get("semantic") or {}
+        for check, ok in sem.get("checks", {}).items():
+            applied[check] += 1
+            passed[check] += bool(ok)
+        for name, vals in sem.get("measured", {}).items():
+            measured[name].extend(vals)
+    rejected = [r for r in rejects if r.stage == "semantic"]
+    for r in rejected:
+        for check in (r.extra or {}).get("failed_checks", []):
+            applied[check] += 1
+    scored = len(timings) + len(rejected)
+    return {
+        "scored": scored,
+        "rejected": len(rejected),
+        "reject_share": round(len(rejected) / scored, 4) if scored else 0.0,
+        "checks": {
+            c: {"n": applied[c], "pass_rate": round(passed[c] / applied[c], 4) if applied[c] else None}
+            for c in SEMANTIC_CHECKS
+        },
+        "measured": {
+            name: {
+                **histograms(vals, SEMANTIC_BINS.get(name, 20)),
+                "std": round(float(np.std(vals)), 6) if vals else None,
+                "reference": SEMANTIC_REFERENCE.get(name, ""),
+            }
+            for name, vals in sorted(measured.items())
+        },
+    }
+
+
+def drawn_histograms(timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """SPEC 12: a histogram of every value drawn from a distribution, by name (seconds, fractions)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for t in timings:
+        for name, vals in (t.get("drawn") or {}).items():
+            values[name].extend(vals)
+    return {name: histograms(vals, 20) for name, vals in sorted(values.items())}
+
+
+def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
+    """family -> what its action channel carried in this run, and whether the run overrode SPEC 11."""
+    overrides = (resolved_config.get("serializer") or {}).get("channels") or {}
+    return {
+        fam: {"channel": list(action_channel(fam, overrides)), "override": fam in overrides}
+        for fam in FAMILY_CHANNELS
+    }
+
+
 def build_summary(
     results: list, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
 ) -> dict[str, Any]:
@@ -165,6 +228,9 @@ def build_summary(
             "bytes": sum(r.tar_bytes for r in results),
         },
         "timing_histograms": timing_histograms(timings),
+        "action_channel": action_channel_table(resolved_config),
+        "semantic": semantic_summary(timings, rejects),
+        "drawn_histograms": drawn_histograms(timings),
         "prompt_hashes": dict(sorted(prompt_hashes.items())),
         "config": resolved_config,
         "config_digest": config_digest,

@@ -171,6 +171,7 @@ class TimelineConfig(_Frozen):
     backchannel_position: Dist = Field(default_factory=lambda: uniform(0.2, 0.7))  # fraction of words
     backchannel_gap_s: Dist = Field(default_factory=lambda: uniform(0.0, 0.2))  # after the word boundary
     backchannel_min_words_after: int = 2  # the assistant keeps speaking at least this many words
+    backchannel_host_after_s: float = 0.3  # ... and at least this long after the feedback ends
 
     # --- pause (hesitation inside a user turn) ----------------------------------------------
     pause_prob: float = Field(default=0.5, ge=0, le=1)  # per user turn

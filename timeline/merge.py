@@ -19,7 +19,8 @@ Placement modes: ``floor`` (sequential: starts ``gap_s`` after everything placed
 Reject codes: ``unknown_family``, ``no_turns``, ``no_interruption_text``, ``no_tool_actions``,
 ``no_pause_point``, ``no_overlay_host``, ``anchor_not_in_text``, ``anchor_order``, ``unknown_tool``,
 ``invalid_arguments`` (from the catalog), ``missing_clip``, ``clip_rate_mismatch``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ``no_speaker_for_lang``.
+``anchor_not_aligned``, ``interrupt_host_too_short``, ``backchannel_host_too_short``,
+``timing_violation``, ``no_speaker_for_lang``.
 """
 
 from __future__ import annotations
@@ -700,9 +701,21 @@ def _place_overlay(
         if n == 0:
             start = h_start + int((h_end - h_start) * (p.position or 0.0))
         else:
-            # After a word boundary, leaving the assistant a few more words to keep speaking.
+            # After a word boundary, leaving the assistant a few more words to keep speaking -- and
+            # speaking past the feedback's end (SPEC 8: it keeps speaking its plan over it).
             k = min(int((p.position or 0.0) * n), max(0, n - 1 - config.backchannel_min_words_after))
-            start = host.words[k].end_samples + config.samples(p.gap_s)
+            fb = local_utt(p.utterance_id)
+            need = aug.speech_end(fb) - aug.speech_start(fb) + config.samples(config.backchannel_host_after_s)
+            gap = config.samples(p.gap_s)
+            while k > 0 and h_end - (host.words[k].end_samples + gap) < need:
+                k -= 1
+            if h_end - (host.words[k].end_samples + gap) < need:
+                raise RejectError(
+                    "backchannel_host_too_short",
+                    f"{host.id} has {(h_end - host.words[0].end_samples) / config.sample_rate:.2f} s after its "
+                    f"first word, the feedback {p.utterance_id} needs {need / config.sample_rate:.2f} s",
+                )
+            start = host.words[k].end_samples + gap
             params.append(
                 AugmentationParam(
                     name="backchannel_after_word", value=k, distribution="derived", target=p.utterance_id

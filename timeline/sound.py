@@ -10,10 +10,11 @@ extends every word's end to the end of its sound before placing anything:
   within ``REL_DB`` of the clip's loudest frame and above ``FLOOR_DB`` (works for digital silence
   between words as well as for a neural voice's noise floor);
 - :func:`cover_sound`: word ``i`` ends at the last voiced frame before word ``i+1`` starts (or the
-  clip's end for the last word), never earlier than its aligned end.
+  clip's end for the last word): later than a CTC end where its sound goes on, earlier where the
+  aligner ran its span into a pause; the first word starts where the clip's sound starts.
 
 Input: float32 mono audio and an utterance-local :class:`~duplexloom.schemas.Utterance`.
-Output: the same utterance with word (and character) ends moved later where sound continues.
+Output: the same utterance with word (and character) spans fitted to their sound.
 No reject codes.
 """
 
@@ -47,18 +48,29 @@ def voiced_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return db > bar
 
 
-def _extend(spans: tuple[TimedSpan, ...], voiced: np.ndarray, fr: int, limit: int) -> tuple[TimedSpan, ...]:
+def _cover(spans: tuple[TimedSpan, ...], voiced: np.ndarray, fr: int, limit: int) -> tuple[TimedSpan, ...]:
     out = list(spans)
+    onset = np.flatnonzero(voiced)
+    if onset.size and out:
+        # Whatever sounds before the first word is the first word's (a clip opens with silence).
+        first = int(onset[0]) * fr
+        if first < out[0].start_samples:
+            out[0] = out[0].model_copy(update={"start_samples": first})
     for i, w in enumerate(out):
         nxt = out[i + 1].start_samples if i + 1 < len(out) else limit
-        nxt = max(nxt, w.end_samples)
-        lo, hi = w.end_samples // fr, -(-nxt // fr)  # frames from the aligned end up to the next start
-        seg = voiced[lo:hi]
-        if seg.size == 0 or not seg.any():
-            continue
-        last = lo + int(np.flatnonzero(seg)[-1])
-        end = min((last + 1) * fr, nxt)
-        if end > w.end_samples:
+        nxt = max(nxt, w.start_samples + 1)
+        # whole frames from the word's start to the next start (a frame straddling the next start
+        # holds the next word's onset, not this word's sound)
+        lo = w.start_samples // fr
+        hi = max(lo + 1, nxt // fr) if i + 1 < len(out) else -(-nxt // fr)
+        idx = np.flatnonzero(voiced[lo:hi])
+        if idx.size == 0:
+            continue  # no sound of its own to measure: keep the aligner's span
+        end = (lo + int(idx[-1]) + 1) * fr
+        if end >= nxt // fr * fr:  # sound runs into the next word (or the clip end): no gap
+            end = nxt
+        end = min(end, nxt)
+        if end > w.start_samples and end != w.end_samples:
             out[i] = w.model_copy(update={"end_samples": end})
     return tuple(out)
 
@@ -72,7 +84,7 @@ def cover_sound(utt: Utterance, audio: np.ndarray, sample_rate: int) -> Utteranc
     limit = int(audio.shape[0])
     return utt.model_copy(
         update={
-            "words": _extend(utt.words, voiced, fr, limit),
-            "chars": _extend(utt.chars, voiced, fr, limit) if utt.chars else utt.chars,
+            "words": _cover(utt.words, voiced, fr, limit),
+            "chars": _cover(utt.chars, voiced, fr, limit) if utt.chars else utt.chars,
         }
     )
