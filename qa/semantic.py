@@ -76,11 +76,11 @@ SPAN_SHORT_S = 0.03  # spans shorter than this are too short to judge
 COVERAGE_MIN = 0.95
 SILENT_SPANS_MAX = 0.1  # share of an utterance's judged spans allowed below SPAN_VOICED_MIN
 
-# The detector: 10 ms frames, voiced when within 50 dB of the track's loudest frame and above
-# -65 dBFS; a silence shorter than MERGE_GAP_S does not end a stretch of speech.
+# The detector: 10 ms frames, voiced when within 45 dB of the track's loudest frame and above
+# -60 dBFS (the level SPEC 7 calls sound); a silence shorter than MERGE_GAP_S does not end a stretch of speech.
 FRAME_S = 0.01
-DETECT_REL_DB = 50.0
-DETECT_FLOOR_DB = -65.0
+DETECT_REL_DB = 45.0
+DETECT_FLOOR_DB = -60.0
 MERGE_GAP_S = 0.35
 
 LABEL_TOKENS = {LABEL_RESPONSE: "response", LABEL_INTERRUPT: "interrupt", LABEL_BACKCHANNEL: "backchannel"}
@@ -180,8 +180,9 @@ class Voice:
         return None if idx.size == 0 else (sl.start + int(idx[0])) * self.hop
 
     def last_end(self, start: int, end: int) -> int | None:
-        """End (exclusive) of the last voiced frame in [start, end)."""
-        sl = self.frames(start, end)
+        """End (exclusive) of the last voiced frame lying wholly before ``end`` (a frame straddling
+        ``end`` holds what comes next: the next word's onset)."""
+        sl = slice(max(0, start // self.hop), max(0, end // self.hop))
         idx = np.flatnonzero(self.voiced[sl])
         return None if idx.size == 0 else (sl.start + int(idx[-1]) + 1) * self.hop
 

@@ -227,28 +227,50 @@ def plan_session(
     if family == "toolcall" and not any(t.actions for t in turns):
         raise RejectError("no_tool_actions", "toolcall family needs at least one annotated tool call")
 
-    # --- barge-in: each assistant turn with probability barge_in_prob; the first hit ends the session.
+    # --- barge-in: each assistant turn with probability barge_in_prob; the first hit ends the seed's
+    # turns (the assistant then answers the interruption). Only turns long enough to still be
+    # speaking when the interruption's anchor is heard can host it (estimated from the text).
     interrupted: int | None = None
+    first_interruption = 0
     if family in config.barge_in_families:
         if not annotation.interruptions:
             if family == "interrupt":
                 raise RejectError("no_interruption_text", "interrupt family needs annotated interruptions")
         else:
-            for i in assistant_idx:
-                if i in request_hosts:
-                    continue
+
+            def need(k: int) -> float:
+                anchor = aug.interrupt_anchor(annotation.interruptions[k], lang)
+                ack = aug.ACK_PHRASES[lang][0] + " "  # the hard case may prefix it
+                return (
+                    _speech_estimate_s(ack + anchor, lang)
+                    + config.stop_delay_s.upper()
+                    + config.min_host_tail_s
+                )
+
+            # an interruption whose anchor comes early enough for the longest turn, when there is one
+            longest = max(
+                (_speech_estimate_s(turns[i].text, lang) for i in assistant_idx if i not in request_hosts),
+                default=0.0,
+            )
+            usable = [k for k in range(len(annotation.interruptions)) if need(k) <= longest]
+            usable = usable or list(range(len(annotation.interruptions)))
+            first_interruption = usable[int(rec.rng("interrupt").integers(len(usable)))]
+            eligible = [
+                i
+                for i in assistant_idx
+                if i not in request_hosts
+                and _speech_estimate_s(turns[i].text, lang) >= need(first_interruption)
+            ]
+            for i in eligible:
                 if rec.coin("interrupt", "barge_in", config.barge_in_prob, f"a{i}"):
                     interrupted = i
                     break
-            eligible = [i for i in assistant_idx if i not in request_hosts]
-            if (
-                interrupted is None
-                and family == "interrupt"
-                and config.force_family_augmentation
-                and eligible
-            ):
-                interrupted = eligible[-1]
-                rec.record("barge_in_forced", True, f"a{interrupted}")
+            if interrupted is None and family == "interrupt" and config.force_family_augmentation:
+                # the longest turn: the best chance that the interruption fits while it speaks
+                pool = eligible or [i for i in assistant_idx if i not in request_hosts]
+                if pool:
+                    interrupted = max(pool, key=lambda i: (_speech_estimate_s(turns[i].text, lang), -i))
+                    rec.record("barge_in_forced", True, f"a{interrupted}")
     if family == "interrupt" and interrupted is None:
         raise RejectError("no_overlay_host", "interrupt family: no assistant turn to interrupt")
     if interrupted is not None:
@@ -322,7 +344,7 @@ def plan_session(
             if i in backchannel_at:
                 _plan_backchannel(rec, annotation, config, i, speak, place)
             if i == interrupted:
-                _plan_barge_in(rec, annotation, config, i, speak, place)
+                _plan_barge_in(rec, annotation, config, i, first_interruption, speak, place)
             continue
 
         # user turn
@@ -477,15 +499,28 @@ _FALLBACK_REPLIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Rough speaking rates for planning before any audio exists (seconds per word unit).
+_SECONDS_PER_UNIT = {"en": 0.28, "zh": 0.2}
+
+
+def _speech_estimate_s(text: str, lang: str) -> float:
+    return len(aug.norm_units(text, lang)) * _SECONDS_PER_UNIT[lang]
+
+
 def _plan_barge_in(
-    rec: _Recorder, ann: Annotation, config: TimelineConfig, i: int, speak: list, place: list
+    rec: _Recorder,
+    ann: Annotation,
+    config: TimelineConfig,
+    i: int,
+    first: int,
+    speak: list,
+    place: list,
 ) -> None:
     """The user barges in on assistant turn ``a{i}``; the assistant yields and answers the new
     thought (``r{i}``). Each reply is barged in again with ``barge_in_prob`` while unused
     interruptions remain (SPEC 12: every further assistant turn, probability 0.5)."""
     lang = ann.lang
     n = len(ann.interruptions)
-    first = int(rec.rng("interrupt").integers(n))
     host = f"a{i}"
     for k in range(n):
         idx = (first + k) % n
@@ -750,6 +785,32 @@ def _place_overlay(
             f"{host.id} speaks {(h_end - h_start) / config.sample_rate:.2f} s: the interruption's anchor "
             f"({anchor_rel / config.sample_rate:.2f} s in) plus the stop do not fit",
         )
+
+    # The assistant must be audibly speaking at the end of the label's chunk and when it is cut
+    # (a cut inside its own pause would be a stop before the label): nudge the onset, nearest first.
+    def speaking(t: int) -> bool:
+        return any(w.start_samples <= t < w.end_samples for w in host.words)
+
+    def fits(o: int) -> bool:
+        c = (o + anchor_rel) // chunk
+        return speaking((c + 1) * chunk - 1) and speaking(c * chunk + stop_delay - 1)
+
+    step = config.samples(0.02)
+    for k in range(0, 31):
+        cands = [onset - k * step, onset + k * step] if k else [onset]
+        ok = [o for o in cands if h_start <= o and o + anchor_rel <= latest_label and fits(o)]
+        if ok:
+            if k:
+                params.append(
+                    AugmentationParam(
+                        name="barge_in_onset_nudged_s",
+                        value=round((ok[0] - onset) / config.sample_rate, 6),
+                        distribution="derived",
+                        target=p.utterance_id,
+                    )
+                )
+            onset = ok[0]
+            break
     label_t = onset + anchor_rel
     cut = label_t // chunk * chunk + stop_delay
     params.append(

@@ -11,7 +11,8 @@ extends every word's end to the end of its sound before placing anything:
   between words as well as for a neural voice's noise floor);
 - :func:`cover_sound`: word ``i`` ends at the last voiced frame before word ``i+1`` starts (or the
   clip's end for the last word): later than a CTC end where its sound goes on, earlier where the
-  aligner ran its span into a pause; the first word starts where the clip's sound starts.
+  aligner ran its span into a pause; a word starts at its first voiced frame when its span opens in
+  silence, the first word where the clip's sound starts.
 
 Input: float32 mono audio and an utterance-local :class:`~duplexloom.schemas.Utterance`.
 Output: the same utterance with word (and character) spans fitted to their sound.
@@ -66,6 +67,10 @@ def _cover(spans: tuple[TimedSpan, ...], voiced: np.ndarray, fr: int, limit: int
         idx = np.flatnonzero(voiced[lo:hi])
         if idx.size == 0:
             continue  # no sound of its own to measure: keep the aligner's span
+        if i > 0 and idx[0] > 0:
+            # a span that opens in silence (the aligner started it inside a pause) starts at its sound
+            w = w.model_copy(update={"start_samples": (lo + int(idx[0])) * fr})
+            out[i] = w
         end = (lo + int(idx[-1]) + 1) * fr
         if end >= nxt // fr * fr:  # sound runs into the next word (or the clip end): no gap
             end = nxt
