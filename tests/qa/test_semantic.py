@@ -169,3 +169,55 @@ def test_an_assistant_speaking_into_a_pause_is_an_early_response():
     rep = _score(built, assistant=asst)
     assert reject_code(rep) == "semantic_early_response"
     assert rep.failures[0].chunk == a0 // chunk_samples(tl.sample_rate)
+
+
+def _shard_sample(key: str, built, timeline=None):
+    from duplexloom.schemas import SampleMeta
+    from duplexloom.schemas.sample import TokenizerInfo
+    from duplexloom.timeline.sample_codec import encode_sample
+    from duplexloom.timeline.serialize import render_trace
+    from tests.timeline.test_merge_fixtures import library
+
+    tl = keep_channel(
+        timeline if timeline is not None else built.timeline, action_channel(built.timeline.family)
+    )
+    channel = action_channel(tl.family)
+    chunks = serialize(tl, tokenizer=TOK, asr_sides=asr_sides(channel))
+    lib = library()
+    user = next(u for u in tl.utterances if u.speaker == "user").speaker_id
+    asst = next(u for u in tl.utterances if u.speaker == "assistant").speaker_id
+    meta = SampleMeta(
+        key=key,
+        family=tl.family,
+        lang=tl.lang,
+        system_prompt="",
+        speakers={"user": lib.by_id(user), "assistant": lib.by_id(asst)},
+        tokenizer=TokenizerInfo(name="builtin", kind="builtin"),
+        run_seed=1,
+        seed_id=key,
+        timeline=tl,
+        action_channel=channel,
+    )
+    return key, encode_sample(meta, built.user_audio, built.assistant_audio, chunks, render_trace(chunks))
+
+
+def test_validate_semantic_finds_what_form_checks_pass(tmp_path, capsys):
+    from duplexloom.qa.validate_cli import main as validate
+    from duplexloom.timeline.sample_codec import shard_tar_bytes
+
+    good = _session(en_annotation("pause"), seed=7)
+    tl = good.timeline
+    resp = next(a for a in tl.actions if a.name == "response")
+    early = resp.model_copy(update={"offset_samples": resp.offset_samples - int(0.5 * tl.sample_rate)})
+    bad_tl = tl.model_copy(update={"actions": tuple(early if a.id == resp.id else a for a in tl.actions)})
+    shard = tmp_path / "000000.tar"
+    shard.write_bytes(
+        shard_tar_bytes(sorted([_shard_sample("good", good), _shard_sample("bad", good, bad_tl)]))
+    )
+    assert validate([str(shard)]) == 0  # every form invariant holds on both
+    capsys.readouterr()
+    assert validate([str(shard), "--semantic"]) == 1
+    out = capsys.readouterr().out
+    chunk = early.offset_samples // chunk_samples(tl.sample_rate)
+    assert f"bad chunk {chunk}: semantic_early_label" in out
+    assert "good" not in out
