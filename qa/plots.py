@@ -257,7 +257,11 @@ def histogram_png(title: str, hist: dict[str, Any], color: str = "#1f6fb4") -> b
     sub = f"n={hist.get('n', sum(counts))}"
     if "p50" in hist:
         sub += f"  p50={hist['p50']:.2f}  p90={hist['p90']:.2f}"
-    ax.set_title(f"{title}\n{sub}", fontsize=8.5)
+    if isinstance(hist.get("std"), float):
+        sub += f"  std={hist['std']:.2f}"
+    if hist.get("reference"):  # the self-check's measured timings carry SPEC's reference value
+        sub += f"\nreference: {hist['reference']}"
+    ax.set_title(f"{title}\n{sub}", fontsize=8.5 if "reference" not in hist else 7.5)
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return _png(fig)
