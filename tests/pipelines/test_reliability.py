@@ -311,3 +311,17 @@ def test_transient_codes_are_a_closed_list_and_everything_else_is_final():
     assert is_transient("internal_error")
     for code in ("invalid_json", "semantic_bad_timing", "align_poor", "near_duplicate", "new_code"):
         assert not is_transient(code)
+
+
+def test_a_run_that_raises_leaves_no_spool(tmp_path, monkeypatch):
+    import duplexloom.pipelines.encode as encode
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the serializer")
+
+    monkeypatch.setattr(encode, "encode_one", broken)  # with on_internal_error=fail a bug stops the job
+    out = tmp_path / "out"
+    seeds = seeds_subset(tmp_path / "s.jsonl")
+    with pytest.raises(Exception, match="a bug in the serializer"):
+        run(cfg_for(out, seeds, "on_internal_error=fail", "qa_report=false"))
+    assert out.exists() and not (out / "_work").exists()
