@@ -314,14 +314,15 @@ def test_transient_codes_are_a_closed_list_and_everything_else_is_final():
 
 
 def test_a_run_that_raises_leaves_no_spool(tmp_path, monkeypatch):
-    import duplexloom.pipelines.encode as encode
+    import duplexloom.pipelines.shards as shards
 
     def broken(*args, **kwargs):
-        raise RuntimeError("a bug in the serializer")
+        raise RuntimeError("a bug in the shard writer")
 
-    monkeypatch.setattr(encode, "encode_one", broken)  # with on_internal_error=fail a bug stops the job
+    # The samples are spooled by then (SpoolSamples runs before WriteShards).
+    monkeypatch.setattr(shards, "write_shard_file", broken)
     out = tmp_path / "out"
     seeds = seeds_subset(tmp_path / "s.jsonl")
-    with pytest.raises(Exception, match="a bug in the serializer"):
-        run(cfg_for(out, seeds, "on_internal_error=fail", "qa_report=false"))
+    with pytest.raises(Exception, match="a bug in the shard writer"):
+        run(cfg_for(out, seeds, "qa_report=false"))
     assert out.exists() and not (out / "_work").exists()
