@@ -206,8 +206,8 @@ def write_outputs(
 
 
 _SHARD_FILE = re.compile(r"(\d{6})\.(tar|json)")
-TMP_MARK = ".tmp-"
-CACHE_SUBDIRS = ("tts", "align", "flac")  # io.open_atomic's temporary names: <target>.tmp-<uuid hex>
+TMP_MARK = ".tmp-"  # io.open_atomic's temporary names: <target>.tmp-<uuid hex>
+CACHE_SUBDIRS = ("tts", "align", "flac")  # the caches' folders under output.cache_dir
 
 
 def stale_files(out_dir: str, keep_shards: set[int]) -> list[str]:
