@@ -29,7 +29,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 # errno values that are the environment's fault, not a bug: reported in one line, exit 2.
-ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+ENV_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 def environment_error(exc: BaseException) -> OSError | None:
@@ -75,6 +84,26 @@ def _quiet_beam_noise(record: logging.LogRecord) -> bool:
     return not any(n in str(record.msg) for n in _NOISE)
 
 
+class _HeldBeamErrors(logging.Filter):
+    """Holds back Beam's own ERROR records (a failing step logs its traceback before the run
+    raises): a full disk must end in one line, and a bug gets them printed after all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("apache_beam") and record.levelno >= logging.ERROR:
+            self.held.append(record)
+            return False
+        return True
+
+    def release(self) -> None:
+        for record in self.held:
+            print(logging.Formatter().format(record), file=sys.stderr)
+        self.held.clear()
+
+
 def main(argv: list[str] | None = None) -> int:
     # Beam warns on import, through the root logger, about optional GCP libraries; an error of
     # ours must stay the one line on stderr.
@@ -109,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    held = _HeldBeamErrors()
     for h in logging.getLogger().handlers:  # installed by the Beam import above
         h.addFilter(_quiet_beam_noise)
+        h.addFilter(held)
 
     try:
         paths = resolve_inputs(seed_patterns(cfg))
@@ -134,9 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError) as e:
         env = environment_error(e)
         if env is None:
+            held.release()
             raise  # a bug: its traceback is what a report needs
-        print(f"duplexloom run: {env.strerror or env} ({one_line(env)}); the run stopped", file=sys.stderr)
+        print(f"duplexloom run: the run stopped: {one_line(env)}", file=sys.stderr)
         return 2
+    held.release()
     wall = time.time() - t0
     acc = summary["accounting"]
     ok = "OK" if acc["balanced"] else "MISMATCH"

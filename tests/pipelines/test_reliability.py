@@ -204,6 +204,33 @@ def test_cli_errors_are_one_line_and_exit_2(args, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_file_size_limit_mid_run_is_one_line_and_exit_2(tmp_path):
+    """A real environment failure inside a Beam step (like a full disk): files over 64 KiB cannot
+    be written (RLIMIT_FSIZE), so spooling the first utterance fails with EFBIG."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    seeds = seeds_subset(tmp_path / "s.jsonl", ("en-qa-00",))
+    argv = ["--out", str(tmp_path / "o"), "--seeds", str(seeds), "--set", "tts.cache=false"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "duplexloom.cli", "run", *argv, "--set", "qa_report=false", "--quiet"],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("duplexloom run: the run stopped:") and "File too large" in last
+
+
 def test_a_full_disk_or_a_permission_error_is_an_environment_error():
     try:
         try:
