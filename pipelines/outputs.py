@@ -6,13 +6,19 @@ Output, through FileSystems with atomic renames:
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
 * ``summary.json`` — counts per stage, family and reject code, audio hours, timing histograms, the
   resolved config, package versions, prompt hashes, git revision, and the accounting check
-  ``seeds_in == samples_out + rejects``.
+  ``seeds_in == samples_out + rejects``, and the count and share of transient rejects.
+Then the folder is made to hold exactly this run (README, "Output folder"): shard tars and state
+files of shards this run did not write or keep (a run with more shards or other seeds before it),
+temporary files of interrupted writes (``*.tmp-*``) and the spool ``_work/`` are deleted. Only
+names this project writes are touched (``shards/%06d.tar``, ``state/%06d.json``, ``*.tmp-*``).
 No reject codes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter, defaultdict
 from importlib import metadata
 from typing import Any
@@ -28,6 +34,7 @@ from duplexloom.qa.semantic import BINS as SEMANTIC_BINS
 from duplexloom.qa.semantic import CHECKS as SEMANTIC_CHECKS
 from duplexloom.qa.semantic import REFERENCE as SEMANTIC_REFERENCE
 from duplexloom.schemas import Reject
+from duplexloom.schemas.reject import is_transient
 from duplexloom.timeline.families import FAMILY_CHANNELS, action_channel
 from duplexloom.timeline.timing import histograms
 
@@ -192,6 +199,7 @@ def build_summary(
     timings = [t for res in results for t in res.timings]
     seeds_in = sum(res.n_lines for res in results)
     by_stage = Counter(r.stage for r in rejects)
+    transient = sum(1 for r in rejects if is_transient(r.code))
     stages: dict[str, dict[str, int]] = {}
     n_in = seeds_in
     for st in STAGE_ORDER:
@@ -212,6 +220,8 @@ def build_summary(
             "balanced": seeds_in == len(rows) + len(rejects),
         },
         "internal_errors": sum(1 for r in rejects if r.code == INTERNAL_ERROR),
+        "transient_rejects": transient,
+        "transient_share": round(transient / seeds_in, 6) if seeds_in else 0.0,
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
@@ -257,4 +267,55 @@ def write_outputs(
     # Every shard is written and has removed its own spool folder; what is left (a crashed
     # earlier run's leftovers) goes too.
     delete_tree(work_dir(out_dir))
+    remove_stale(out_dir, {r.shard for r in results})
     return summary
+
+
+_SHARD_FILE = re.compile(r"(\d{6})\.(tar|json)")
+TMP_MARK = ".tmp-"  # io.open_atomic's temporary names: <target>.tmp-<uuid hex>
+CACHE_SUBDIRS = ("tts", "align", "flac")  # the caches' folders under output.cache_dir
+
+
+def stale_files(out_dir: str, keep_shards: set[int]) -> list[str]:
+    """Files under ``out_dir`` that a finished run must not leave: shards and states of other
+    shards than ``keep_shards``, and temporary files of interrupted atomic writes."""
+    found: list[str] = []
+    for pattern, sub in (("*", ""), ("shards/*", "shards"), ("state/*", "state")):
+        for path in io.match(io.join(out_dir, pattern)):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if TMP_MARK in name:
+                found.append(path)
+                continue
+            m = _SHARD_FILE.fullmatch(name)
+            wanted = {"shards": "tar", "state": "json"}.get(sub)
+            if m and m.group(2) == wanted and int(m.group(1)) not in keep_shards:
+                found.append(path)
+    return sorted(found)
+
+
+def remove_stale(out_dir: str, keep_shards: set[int]) -> list[str]:
+    stale = stale_files(out_dir, keep_shards)
+    if stale:
+        io.delete(stale)
+    return stale
+
+
+def remove_cache_leftovers(cache_dir: str, older_than: float) -> int:
+    """Delete the temporary files (``*.tmp``) that killed writers left in a local cache, when last
+    modified before ``older_than`` (epoch seconds: this run's start, so a concurrent run's write in
+    flight is left alone). Returns how many were removed."""
+    n = 0
+    if "://" in cache_dir:
+        return 0
+    # Only the caches' own folders: output.cache_dir may be a shared directory such as /tmp.
+    for root, _dirs, files in (w for sub in CACHE_SUBDIRS for w in os.walk(os.path.join(cache_dir, sub))):
+        for name in files:
+            if name.endswith(".tmp") or TMP_MARK in name:
+                path = os.path.join(root, name)
+                try:
+                    if os.stat(path).st_mtime < older_than:
+                        os.unlink(path)
+                        n += 1
+                except FileNotFoundError:
+                    pass  # its writer renamed or removed it meanwhile
+    return n
