@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     for h in logging.getLogger().handlers:  # installed by the Beam import above
         h.addFilter(_quiet_beam_noise)
 
+    from duplexloom.pipelines.io import set_storage_options
+
+    set_storage_options(beam_args)  # s3:// seeds are matched below, before any Pipeline exists
     try:
         paths = resolve_inputs(seed_patterns(cfg))
     except InputError as e:

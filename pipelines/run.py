@@ -22,7 +22,6 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.align import AlignerModelHandler
@@ -194,12 +193,12 @@ def ensure_runner(beam_args: list[str]) -> list[str]:
 
 def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, Any], Any]:
     """Run the job; returns (summary, Beam PipelineResult)."""
+    options = io.set_storage_options(ensure_runner(beam_args or []))  # before the first read/write
     paths = resolve_inputs(seed_patterns(cfg))
     out_dir = cfg.output.dir
     io.mkdirs(out_dir)
     io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
     pin_mmap_threshold()  # the DirectRunner runs the stages in this process
-    options = PipelineOptions(ensure_runner(beam_args or []))
     p = beam.Pipeline(options=options)
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
     result = p.run()
