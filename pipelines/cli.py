@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
-    from duplexloom.pipelines.run import make_pipeline, run, seed_patterns
+    from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
@@ -143,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         h.addFilter(_quiet_beam_noise)
         h.addFilter(held)
 
+    from duplexloom.pipelines.io import set_storage_options
+
+    # s3:// seeds are matched below, before any Pipeline exists
+    options = set_storage_options(ensure_runner(beam_args))
     try:
         paths = resolve_inputs(seed_patterns(cfg))
         preflight(cfg)
-        make_pipeline(beam_args)
+        make_pipeline(options)
     except (InputError, ConfigError) as e:
         print(f"duplexloom run: {one_line(e)}", file=sys.stderr)
         return 2

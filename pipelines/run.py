@@ -23,7 +23,6 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.align import AlignerModelHandler
@@ -193,9 +192,8 @@ def ensure_runner(beam_args: list[str]) -> list[str]:
     return ["--runner=DirectRunner", *beam_args]
 
 
-def make_pipeline(beam_args: list[str] | None) -> beam.Pipeline:
+def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """The Beam pipeline of these options; an unknown ``--runner`` is a :class:`ConfigError`."""
-    options = PipelineOptions(ensure_runner(beam_args or []))
     try:
         return beam.Pipeline(options=options)
     except ValueError as e:
@@ -203,13 +201,15 @@ def make_pipeline(beam_args: list[str] | None) -> beam.Pipeline:
 
 
 def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, Any], Any]:
-    """Run the job; returns (summary, Beam PipelineResult). The config and the inputs are checked
+    """Run the job; returns (summary, Beam PipelineResult). The Beam options reach FileSystems
+    before the first read or write (``s3://`` needs them); the config and the inputs are checked
     first (:func:`~.config.preflight`, :class:`~.config.ConfigError`; :class:`~.seeds.InputError`);
     a run that raises removes its spool, a finished one also the cache files killed runs left."""
     t_start = time.time()
+    options = io.set_storage_options(ensure_runner(beam_args or []))
     preflight(cfg)
     paths = resolve_inputs(seed_patterns(cfg))
-    p = make_pipeline(beam_args)
+    p = make_pipeline(options)
     out_dir = cfg.output.dir
     io.mkdirs(out_dir)
     io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
