@@ -23,6 +23,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.align import AlignerModelHandler
