@@ -10,8 +10,11 @@ A backend supplies frame log-probabilities over its labels (:meth:`CTCAligner.lo
 path search is ``ctc_segmentation`` with one blank state between words. A word starts at the frame
 where its first label's state begins, plus the backend's calibrated ``start_offset_samples``; a
 backend whose model has a word-onset head (``frame_outputs``) replaces that by the head's peak in a
-window before the first label (:func:`head_onsets`). A word ends where the blank after it begins
-(never after the next word's start).
+window before the first label (:func:`head_onsets`). A word ends where its sound ends (SPEC
+section 7): the end of the last speech frame reached from its last label without crossing a pause,
+before the next word's start or the utterance end (:func:`.energy.snap_ends_to_speech`), never
+where the last label spike or the blank after it falls; a span with no speech at all keeps the
+CTC end (the blank after the word).
 
 Reject codes: ``align_empty_audio``, ``align_silent_audio``, ``align_empty_text``,
 ``align_unrepresentable``, ``align_text_too_long`` (more label states than audio frames),
@@ -32,6 +35,7 @@ from duplexloom.schemas import RejectError, TimedSpan
 from duplexloom.tts_adapters.base import MissingDependencyError
 from duplexloom.tts_adapters.resample import resample
 
+from .energy import snap_ends_to_speech
 from .romanize import UnitTokens, text_to_units
 
 SILENCE_PEAK = 1e-4  # float full scale; below this the "audio" is digital silence
@@ -172,6 +176,14 @@ class CTCAligner(Aligner):
         end_pos = [p / n_pass for p in end_pos]
         if self.snap_to_speech:
             snap_onsets_to_speech(label_pos, model_audio, self.model_rate)
+        # Every backend: a word ends where its sound ends, not at its last label spike.
+        end_pos = snap_ends_to_speech(
+            [row[0] for row in label_pos],
+            [max(row) for row in label_pos],
+            end_pos,
+            model_audio,
+            self.model_rate,
+        )
         al = spans_from_frames(
             first_path,
             units,
