@@ -2,8 +2,9 @@
 
 Input: float32 mono waveform, its sample rate, the text and its language (``en``/``zh``).
 Output: :class:`Alignment` — per-word and per-character ``TimedSpan`` (utterance-local samples at
-the input rate, half-open) and a confidence in [0, 1] (geometric mean of the aligned path's frame
-probabilities). A word is a unit of :mod:`duplexloom.tts_adapters.text_units`: for Chinese every
+the input rate, half-open), a confidence in [0, 1] (geometric mean of the aligned path's frame
+probabilities) and how the word spans cover the speech (:class:`.energy.Coverage`, what the align
+stage's quality guard scores). A word is a unit of :mod:`duplexloom.tts_adapters.text_units`: for Chinese every
 CJK character is one word (and one character) unit.
 
 A backend supplies frame log-probabilities over its labels (:meth:`CTCAligner.log_probs`); the
@@ -23,6 +24,7 @@ Reject codes: ``align_empty_audio``, ``align_silent_audio``, ``align_empty_text`
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from duplexloom.schemas import RejectError, TimedSpan
 from duplexloom.tts_adapters.base import MissingDependencyError
 from duplexloom.tts_adapters.resample import resample
 
-from .energy import snap_ends_to_speech
+from .energy import Coverage, coverage, snap_ends_to_speech
 from .romanize import UnitTokens, text_to_units
 
 SILENCE_PEAK = 1e-4  # float full scale; below this the "audio" is digital silence
@@ -49,6 +51,7 @@ class Alignment:
     chars: tuple[TimedSpan, ...]
     confidence: float
     sample_rate: int
+    coverage: Coverage | None = None
 
 
 class AlignerConfig(BaseModel):
@@ -195,7 +198,8 @@ class CTCAligner(Aligner):
         )
         if al.confidence < self.config.min_confidence:
             raise RejectError("align_low_confidence", f"{al.confidence:.3f} < {self.config.min_confidence}")
-        return al
+        cov = coverage(audio, sample_rate, [(w.start_samples, w.end_samples) for w in al.words])
+        return dataclasses.replace(al, coverage=cov)
 
 
 @dataclass(frozen=True)
@@ -448,10 +452,16 @@ def get_aligner(name: str, **config: Any) -> Aligner:
     return cls(cls.config_model(**config))
 
 
+# How spans are made from a model's output (word ends at the end of the sound since revision 2):
+# part of every fingerprint, so alignments cached or shards written under older rules are redone.
+SPAN_RULES = 2
+
+
 def model_fingerprint(name: str, **config: Any) -> str:
-    """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``."""
+    """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``, plus
+    the span rules' revision (:data:`SPAN_RULES`)."""
     cls = aligner_class(name)
-    return cls.model_fingerprint(cls.config_model(**config))
+    return f"{cls.model_fingerprint(cls.config_model(**config))};spans={SPAN_RULES}"
 
 
 def available_aligners() -> list[str]:

@@ -26,6 +26,11 @@ FLOOR_CAP_DB = -20.0  # ... but the threshold never rises above loud - 20 dB (ve
 # A silent stretch inside a word (a stop closure, ~30-80 ms) is bridged when looking for where the
 # word's sound ends; one this long separates the word from a later sound (a breath, a click).
 END_MAX_GAP_MS = 200
+# A word's sound outlasts its last CTC label by a long final at most (久: ~0.4 s); speech going on
+# much longer than that is not this word's (text missing from the transcript, a misalignment): the
+# word ends within this much of its CTC end and the speech after it stays outside every span, where
+# the quality guard sees it.
+END_MAX_OVERHANG_MS = 800
 SILENCE_DB = -85.0  # absolute: quieter frames are digital silence (under ~2 LSB of 16-bit audio)
 MOSTLY_SILENT = 0.5  # a word span with less than this share of speech frames is "mostly silence"
 
@@ -66,9 +71,10 @@ def snap_ends_to_speech(
     Word ``k`` spans ``[starts[k], starts[k+1])`` at most (the last word: up to the audio's end).
     ``anchors[k]`` is a point inside the word's sound (its last CTC label's onset). Its end is the
     end of the last speech frame reached from the anchor without crossing a silence of
-    ``END_MAX_GAP_MS`` or more, and before the next word's start; speech frames between the word's
-    start and its anchor count too (a late anchor in the trailing silence of its word). A span
-    without any speech keeps ``fallback_ends[k]`` (the CTC end; the quality guard flags it)."""
+    ``END_MAX_GAP_MS`` or more, before the next word's start and at most ``END_MAX_OVERHANG_MS``
+    after ``fallback_ends[k]`` (the CTC end) or the anchor; speech frames between the word's start and its
+    anchor count too (a late anchor in the trailing silence of its word). A span without any
+    speech keeps ``fallback_ends[k]`` (the quality guard flags it)."""
     hop = max(1, rate * HOP_MS // 1000)
     if mask is None:
         mask = speech_mask(audio, rate)
@@ -78,6 +84,7 @@ def snap_ends_to_speech(
     for k, start in enumerate(starts):
         limit = starts[k + 1] if k + 1 < len(starts) else audio.size
         f0 = int(min(max(start // hop, 0), n))
+        limit = min(limit, max(fallback_ends[k], anchors[k]) + rate * END_MAX_OVERHANG_MS // 1000)
         f_lim = int(min(max(-(-limit // hop), f0), n))  # frames overlapping [start, limit)
         f_anchor = int(min(max(anchors[k] // hop, f0), f_lim))
         before = np.flatnonzero(mask[f0:f_anchor])

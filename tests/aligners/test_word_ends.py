@@ -69,6 +69,14 @@ def test_connected_words_end_where_the_next_starts_and_a_breath_after_a_pause_is
     assert abs(silent[1] - at(1.05)) <= 5 * MS  # the breath is all the last span has
 
 
+def test_speech_long_after_the_last_label_is_not_the_words():
+    # Text missing from the transcript: 2 s of speech after the last aligned word's label.
+    audio = np.concatenate([tone(2.5), gap(0.2)])
+    ends = snap_ends_to_speech([0], [at(0.3)], [at(0.4)], audio, SR)
+    assert abs(ends[0] - at(1.2)) <= 5 * MS  # 800 ms after the CTC end, not 2.5 s
+    assert coverage(audio, SR, [(0, int(ends[0]))]).speech_in_spans < 0.5
+
+
 def test_a_noise_floor_is_not_speech():
     rng = np.random.default_rng(3)
     clean = np.concatenate([gap(0.2), tone(0.5), gap(0.5), tone(0.4), gap(0.4)])

@@ -214,3 +214,13 @@ def test_cli_refuses_unreadable_input_clearly(tmp_path, capsys):
 def test_cli_rejects_unknown_config_key(tmp_path, capsys):
     assert cli_main(["--out", str(tmp_path / "o"), "--set", "shards.bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_summary_reports_the_alignment_quality_distribution(first_run):
+    _, summary = first_run
+    q = summary["align_quality"]
+    assert q["utterances"] > 10 and q["align_poor"] >= summary["reject_codes"].get("align/align_poor", 0)
+    for score in ("speech_in_spans", "mostly_silent_share", "confidence"):
+        assert sum(q[score]["counts"]) == q["utterances"]
+    # Word ends at the end of the sound: almost all speech lies inside some word span.
+    assert q["speech_in_spans"]["mean"] >= 0.97
