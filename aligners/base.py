@@ -37,7 +37,7 @@ from duplexloom.schemas import RejectError, TimedSpan
 from duplexloom.tts_adapters.base import MissingDependencyError
 from duplexloom.tts_adapters.resample import resample
 
-from .energy import Coverage, coverage, snap_ends_to_speech
+from .energy import Coverage, coverage, first_onset, snap_ends_to_speech, speech_mask
 from .romanize import UnitTokens, text_to_units
 
 SILENCE_PEAK = 1e-4  # float full scale; below this the "audio" is digital silence
@@ -179,13 +179,18 @@ class CTCAligner(Aligner):
         end_pos = [p / n_pass for p in end_pos]
         if self.snap_to_speech:
             snap_onsets_to_speech(label_pos, model_audio, self.model_rate)
-        # Every backend: a word ends where its sound ends, not at its last label spike.
+        # Every backend: the sound of the utterance before its first word's onset is that word's,
+        # and a word ends where its sound ends, not at its last label spike.
+        mask = speech_mask(model_audio, self.model_rate)
+        onset = first_onset(label_pos[0][0], model_audio, self.model_rate, mask)
+        label_pos[0] = [onset if k == 0 else max(p, onset) for k, p in enumerate(label_pos[0])]
         end_pos = snap_ends_to_speech(
             [row[0] for row in label_pos],
             [max(row) for row in label_pos],
             end_pos,
             model_audio,
             self.model_rate,
+            mask,
         )
         al = spans_from_frames(
             first_path,

@@ -24,8 +24,9 @@ REL_DB = -40.0  # below the loud frames by more than this: silence
 FLOOR_MARGIN_DB = 6.0  # speech must be this far above the noise floor ...
 FLOOR_CAP_DB = -20.0  # ... but the threshold never rises above loud - 20 dB (very noisy audio)
 # A silent stretch inside a word (a stop closure, ~30-80 ms) is bridged when looking for where the
-# word's sound ends; one this long separates the word from a later sound (a breath, a click).
-END_MAX_GAP_MS = 200
+# word's sound ends; one this long is a pause (espeak's comma pauses are ~150 ms) and separates the
+# word from a later sound (the next word's first frames before its onset, a breath, a click).
+END_MAX_GAP_MS = 100
 # A word's sound outlasts its last CTC label by a long final at most (久: ~0.4 s); speech going on
 # much longer than that is not this word's (text missing from the transcript, a misalignment): the
 # word ends within this much of its CTC end and the speech after it stays outside every span, where
@@ -98,6 +99,32 @@ def snap_ends_to_speech(
             continue
         ends.append(float(min(max((last + 1) * hop, start), limit, audio.size)))
     return ends
+
+
+START_LEAD_MS = 10  # as base.SNAP_LEAD_MS: an onset sits a little before the energy rise
+
+
+def first_onset(start: float, audio: np.ndarray, rate: int, mask: np.ndarray | None = None) -> float:
+    """Where the first word of an utterance starts: its CTC onset ``start`` (samples at ``rate``),
+    or earlier where the utterance's sound begins before it, reached back from the onset without
+    crossing a silence of ``END_MAX_GAP_MS`` or more and at most ``END_MAX_OVERHANG_MS`` back
+    (vowel-initial words' first spikes come late, and nothing else can own that sound; a pause
+    at the utterance's start is the pause-snap's business, see ``base.snap_onsets_to_speech``)."""
+    hop = max(1, rate * HOP_MS // 1000)
+    if mask is None:
+        mask = speech_mask(audio, rate)
+    f_start = int(min(max(start // hop, 0), mask.size))
+    lo = max(0, f_start - END_MAX_OVERHANG_MS // HOP_MS)
+    max_gap = END_MAX_GAP_MS // HOP_MS
+    first = -1
+    for f in range(f_start - 1, lo - 1, -1):
+        if mask[f]:
+            first = f
+        elif (first if first >= 0 else f_start) - f >= max_gap:
+            break
+    if first < 0:
+        return float(start)
+    return float(max(0, min(start, first * hop - rate * START_LEAD_MS // 1000)))
 
 
 @dataclass(frozen=True)

@@ -191,59 +191,72 @@ QUALITY_EDGES: dict[str, tuple[float, ...]] = {
 }
 
 
+def _empty_stats() -> dict:
+    return {"n": 0, "align_poor": 0, **{k: [0.0, None, [0] * (len(e) + 1)] for k, e in QUALITY_EDGES.items()}}
+
+
+def _merge_stats(o: dict, x: dict) -> dict:
+    o["n"] += x["n"]
+    o["align_poor"] += x["align_poor"]
+    for k in QUALITY_EDGES:
+        a, b = o[k], x[k]
+        a[0] += b[0]
+        a[1] = b[1] if a[1] is None else (a[1] if b[1] is None else min(a[1], b[1]))
+        a[2] = [p + q for p, q in zip(a[2], b[2], strict=True)]
+    return o
+
+
+def _stats_output(st: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {"utterances": st["n"], "align_poor": st["align_poor"]}
+    for k, edges in QUALITY_EDGES.items():
+        total, low, counts = st[k]
+        bins = [f"<{edges[0]:g}"] + [f"[{a:g},{b:g})" for a, b in zip(edges, edges[1:], strict=False)]
+        bins.append(f">={edges[-1]:g}")
+        out[k] = {
+            "mean": round(total / st["n"], 4) if st["n"] else None,
+            "min": low,
+            "bins": bins,
+            "counts": list(counts),
+        }
+    return out
+
+
 class AlignQuality(beam.CombineFn):
-    """The distribution of :class:`AlignScores` over every scored utterance (shipped or rejected
-    ``align_poor``): per score its count, mean, min and a fixed-bin histogram, plus the count of
-    ``align_poor`` rejects. Fixed bins keep the accumulator small on any number of utterances."""
+    """The distribution of :class:`AlignScores` over every scored ``(session id, Aligned)`` (shipped
+    or rejected ``align_poor``), overall and per language: per score its mean, min and a fixed-bin
+    histogram, plus the count of ``align_poor`` rejects. Fixed bins keep the accumulator small on
+    any number of utterances."""
 
     def create_accumulator(self):
-        return {
-            "n": 0,
-            "align_poor": 0,
-            **{k: [0.0, None, [0] * (len(e) + 1)] for k, e in QUALITY_EDGES.items()},
-        }
+        return {}  # lang -> stats
 
     def add_input(self, acc, keyed):
-        a = keyed[1]  # (session id, Aligned)
+        a = keyed[1]
         if a.scores is None:
             return acc
-        rej = a.reject
-        scores = a.scores
-        acc["n"] += 1
-        acc["align_poor"] += int(rej is not None and rej.code == "align_poor")
+        st = acc.setdefault(a.item.lang, _empty_stats())
+        st["n"] += 1
+        st["align_poor"] += int(a.reject is not None and a.reject.code == "align_poor")
         for k, edges in QUALITY_EDGES.items():
-            v = float(getattr(scores, k))
-            st = acc[k]
-            st[0] += v
-            st[1] = v if st[1] is None else min(st[1], v)
-            st[2][sum(1 for e in edges if v >= e)] += 1
+            v = float(getattr(a.scores, k))
+            row = st[k]
+            row[0] += v
+            row[1] = v if row[1] is None else min(row[1], v)
+            row[2][sum(1 for e in edges if v >= e)] += 1
         return acc
 
     def merge_accumulators(self, accs):
-        out = self.create_accumulator()
-        for a in accs:
-            out["n"] += a["n"]
-            out["align_poor"] += a["align_poor"]
-            for k in QUALITY_EDGES:
-                o, x = out[k], a[k]
-                o[0] += x[0]
-                o[1] = x[1] if o[1] is None else (o[1] if x[1] is None else min(o[1], x[1]))
-                o[2] = [p + q for p, q in zip(o[2], x[2], strict=True)]
+        out: dict[str, dict] = {}
+        for acc in accs:
+            for lang, st in acc.items():
+                _merge_stats(out.setdefault(lang, _empty_stats()), st)
         return out
 
     def extract_output(self, acc):
-        out: dict[str, Any] = {"utterances": acc["n"], "align_poor": acc["align_poor"]}
-        for k, edges in QUALITY_EDGES.items():
-            total, low, counts = acc[k]
-            bins = [f"<{edges[0]:g}"] + [f"[{a:g},{b:g})" for a, b in zip(edges, edges[1:], strict=False)]
-            bins.append(f">={edges[-1]:g}")
-            out[k] = {
-                "mean": round(total / acc["n"], 4) if acc["n"] else None,
-                "min": low,
-                "bins": bins,
-                "counts": counts,
-            }
-        return out
+        total = _empty_stats()
+        for st in acc.values():
+            _merge_stats(total, st)
+        return {**_stats_output(total), "by_lang": {lang: _stats_output(acc[lang]) for lang in sorted(acc)}}
 
 
 class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):

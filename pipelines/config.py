@@ -77,12 +77,13 @@ class TTSStageConfig(_Section):
 
 class AlignGuardConfig(_Section):
     """The align stage's quality bar (pipelines/align.py): an utterance below it is rejected
-    ``align_poor`` with its scores. Defaults reject <1 % of espeak utterances (docs/DECISIONS.md)."""
+    ``align_poor`` with its scores. The confidence bar is off by default: the bundled model's
+    confidence on right and wrong transcripts overlaps (docs/DECISIONS.md)."""
 
     enabled: bool = True
     min_speech_in_spans: float = Field(default=0.9, ge=0, le=1)  # share of speech energy
     max_mostly_silent_share: float = Field(default=0.2, ge=0, le=1)  # of words
-    min_confidence: float = Field(default=0.1, ge=0, le=1)
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class AlignerStageConfig(_Section):

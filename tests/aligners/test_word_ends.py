@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duplexloom.aligners.energy import coverage, snap_ends_to_speech, speech_mask
+from duplexloom.aligners.energy import coverage, first_onset, snap_ends_to_speech, speech_mask
 
 SR = 16_000
 MS = SR // 1000
@@ -96,3 +96,23 @@ def test_coverage_scores():
     assert 0.45 < bad.speech_in_spans < 0.55
     assert bad.mostly_silent_words == 1 and bad.mostly_silent_share == 0.5
     assert coverage(gap(0.5), SR, [(0, at(0.2))]).speech_in_spans == 1.0
+
+
+def test_a_comma_pause_ends_the_word_even_when_the_next_onset_is_a_little_late():
+    # "好的，已经": 的 then a 160 ms pause; 已's onset comes 10 ms after its sound starts.
+    audio = np.concatenate([tone(0.3), gap(0.16), tone(0.4)])
+    ends = snap_ends_to_speech([0, at(0.47)], [at(0.1), at(0.5)], [at(0.2), at(0.6)], audio, SR)
+    assert abs(ends[0] - at(0.3)) <= 5 * MS
+
+
+def test_first_onset_takes_the_sound_before_a_late_first_spike():
+    speech_from_0 = np.concatenate([tone(0.6), gap(0.2)])
+    assert first_onset(at(0.1), speech_from_0, SR) == 0.0  # "Okay": the o-spike 100 ms late
+    lead_in = np.concatenate([gap(0.05), tone(0.5), gap(0.2)])
+    assert abs(first_onset(at(0.15), lead_in, SR) - (at(0.05) - 10 * MS)) <= 5 * MS
+    # A click 400 ms before the speech is not the word's; an onset already at the sound stays.
+    click = np.concatenate([tone(0.02), gap(0.38), tone(0.5)])
+    assert abs(first_onset(at(0.42), click, SR) - (at(0.4) - 10 * MS)) <= 5 * MS
+    assert first_onset(at(0.395), click, SR) == at(0.395)
+    # At most 800 ms back inside continuous sound.
+    assert abs(first_onset(at(1.0), tone(1.5), SR) - at(0.2)) <= 15 * MS

@@ -27,8 +27,9 @@ TEXT = "Please turn the heat up a little, it is cold in here."
 
 
 def test_check_quality_names_every_missed_bar_with_the_numbers():
-    guard = AlignGuardConfig().model_dump()
+    guard = AlignGuardConfig(min_confidence=0.1).model_dump()
     check_quality(AlignScores(0.99, 0.0, 0.6), guard)  # passes: no exception
+    check_quality(AlignScores(0.99, 0.0, 0.01), AlignGuardConfig().model_dump())  # confidence bar off
     with pytest.raises(RejectError) as e:
         check_quality(AlignScores(0.62, 0.25, 0.05), guard)
     assert e.value.code == "align_poor"
@@ -76,14 +77,14 @@ def test_guard_ships_good_alignments_and_rejects_poor_ones_with_their_scores(spo
 
 
 def test_quality_distribution_in_a_pipeline():
-    def keyed(i, scores, poor=False):
-        item = SpeakItem(f"s{i}", f"s{i}-u0", "user", "en", "x", None)  # type: ignore[arg-type]
+    def keyed(i, scores, poor=False, lang="en"):
+        item = SpeakItem(f"s{i}", f"s{i}-u0", "user", lang, "x", None)  # type: ignore[arg-type]
         rej = RejectError("align_poor", "x").to_reject(f"s{i}", "align") if poor else None
         return (f"s{i}", Aligned(item, scores=scores, reject=rej))
 
     rows = [
         keyed(0, AlignScores(1.0, 0.0, 0.9)),
-        keyed(1, AlignScores(0.97, 0.0, 0.45)),
+        keyed(1, AlignScores(0.97, 0.0, 0.45), lang="zh"),
         keyed(2, AlignScores(0.4, 0.5, 0.05), poor=True),
         keyed(3, None),  # aligner disabled / TTS reject: not scored
     ]
@@ -100,6 +101,11 @@ def test_quality_distribution_in_a_pipeline():
                 "[0.98,0.99)": 0, "[0.99,0.999)": 0, ">=0.999": 1,
             }  # fmt: skip
             assert sum(q["confidence"]["counts"]) == 3 and q["mostly_silent_share"]["counts"][0] == 2
+            assert sorted(q["by_lang"]) == ["en", "zh"]
+            assert (
+                q["by_lang"]["zh"]["utterances"] == 1 and q["by_lang"]["zh"]["speech_in_spans"]["min"] == 0.97
+            )
+            assert q["by_lang"]["en"]["align_poor"] == 1
 
         assert_that(out, check)
 
