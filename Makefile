@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei
+APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei festival festvox-kallpc16k festvox-us-slt-hts
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint schemas bench demo aligner-model clean
@@ -41,8 +41,11 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/duplexloom run --out out/demo
 
+# Two stages: the base recipe from scratch, then the varied recipe (every espeak-ng variant,
+# augmentation chain) continuing from it (aligners/train_tiny.py).
 aligner-model: $(STAMP)
-	$(PY) -m duplexloom.aligners.train_tiny
+	$(PY) -m duplexloom.aligners.train_tiny --recipe base --out out/aligner-base
+	$(PY) -m duplexloom.aligners.train_tiny --recipe varied --init out/aligner-base
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

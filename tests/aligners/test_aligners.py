@@ -213,6 +213,43 @@ def test_mms_fa_code_path_with_small_random_model(speech):
     np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, rtol=1e-4)
 
 
+def test_mms_fa_loads_local_weights_the_way_the_bundle_does(tmp_path, speech, monkeypatch):
+    """The Dataflow path (weights baked into the image or cached per worker, no network) with a
+    stand-in checkpoint: published layout (fairseq's 3 unused label rows still in ``aux``), a
+    small architecture in params.json."""
+    import torch
+    from torchaudio.pipelines import MMS_FA
+
+    from duplexloom.aligners.base import model_fingerprint
+    from duplexloom.aligners.mms_fa import MODEL_DIR_ENV
+
+    n_labels = len(MMS_FA.get_labels(star=None))
+    published, params = _small_wav2vec2(n_labels + 3)
+    state = published.state_dict()
+    torch.save(state, tmp_path / "model.pt")
+    (tmp_path / "params.json").write_text(json.dumps({**params, "aux_num_out": n_labels}))
+    aligner = get_aligner("mms_fa", model_dir=str(tmp_path))
+    kept = [i for i in range(n_labels + 3) if i not in (1, 2, 3)]
+    loaded = dict(aligner.model.named_parameters())
+    aux = next(v for k, v in loaded.items() if k.endswith("aux.weight"))
+    np.testing.assert_array_equal(aux.detach().numpy(), state["aux.weight"][kept].numpy())
+    res = speech("turn left", "en")
+    al = aligner.align(res.audio, SR, "turn left", "en")
+    assert [w.text for w in al.words] == ["turn", "left"]
+    np.testing.assert_allclose(np.exp(aligner.log_probs(res.audio)).sum(axis=1), 1.0, rtol=1e-4)
+    # The environment variable (what the Dockerfile sets) finds the same weights.
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    by_env = get_aligner("mms_fa")
+    np.testing.assert_allclose(by_env.log_probs(res.audio), aligner.log_probs(res.audio), rtol=1e-5)
+    first = model_fingerprint("mms_fa")
+    assert first.startswith("mms_fa:local-") and first == model_fingerprint("mms_fa", model_dir=str(tmp_path))
+    (tmp_path / "params.json").write_text(json.dumps({**params, "aux_num_out": n_labels}) + " ")
+    assert model_fingerprint("mms_fa") != first
+    (tmp_path / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError):
+        get_aligner("mms_fa", model_dir=str(tmp_path))
+
+
 def test_wav2vec2_local_torchaudio_layout(tmp_path, speech):
     import torch
 
