@@ -134,10 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
+    from duplexloom.pipelines.io import set_storage_options
     from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
-
-    from duplexloom.pipelines.io import set_storage_options
 
     # s3:// seeds are matched below, before any Pipeline exists; the filesystems' imports may install
     # logging handlers, so this comes before the filters below

@@ -192,7 +192,12 @@ def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_summary(
-    results: list, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
+    results: list,
+    *,
+    resolved_config: dict[str, Any],
+    git_revision: str,
+    config_digest: str,
+    align_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = [r for res in results for r in res.rows]
     rejects = [r for res in results for r in res.rejects]
@@ -241,6 +246,8 @@ def build_summary(
         "action_channel": action_channel_table(resolved_config),
         "semantic": semantic_summary(timings, rejects),
         "drawn_histograms": drawn_histograms(timings),
+        # Alignment quality scores of the utterances this run aligned (pipelines/align.py).
+        "align_quality": align_quality or {},
         "prompt_hashes": dict(sorted(prompt_hashes.items())),
         "config": resolved_config,
         "config_digest": config_digest,
@@ -250,7 +257,13 @@ def build_summary(
 
 
 def write_outputs(
-    results: list, out_dir: str, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
+    results: list,
+    out_dir: str,
+    *,
+    resolved_config: dict[str, Any],
+    git_revision: str,
+    config_digest: str,
+    align_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     results = sorted(results, key=lambda r: r.shard)
     rows = sorted((r for res in results for r in res.rows), key=lambda r: r["key"])
@@ -258,7 +271,11 @@ def write_outputs(
     io.write_atomic(io.join(out_dir, "manifest.parquet"), manifest_bytes(rows))
     io.write_atomic(io.join(out_dir, "rejects.jsonl"), rejects_bytes(rejects))
     summary = build_summary(
-        results, resolved_config=resolved_config, git_revision=git_revision, config_digest=config_digest
+        results,
+        resolved_config=resolved_config,
+        git_revision=git_revision,
+        config_digest=config_digest,
+        align_quality=align_quality,
     )
     io.write_atomic(
         io.join(out_dir, "summary.json"),

@@ -244,3 +244,13 @@ def test_every_shipped_sample_passed_the_semantic_self_check(first_run):
                     action_channel=s.meta.action_channel,
                 )
                 assert rep.passed, rep.describe()
+
+
+def test_summary_reports_the_alignment_quality_distribution(first_run):
+    _, summary = first_run
+    q = summary["align_quality"]
+    assert q["utterances"] > 10 and q["align_poor"] >= summary["reject_codes"].get("align/align_poor", 0)
+    for score in ("speech_in_spans", "mostly_silent_share", "confidence"):
+        assert sum(q[score]["counts"]) == q["utterances"]
+    # Word ends at the end of the sound: almost all speech lies inside some word span.
+    assert q["speech_in_spans"]["mean"] >= 0.97
