@@ -4,12 +4,16 @@ Input: per session id, its :class:`~.plan.PlannedSession` and every :class:`~.al
 Output: ``(seed_id, (PlannedSession, BuiltSession))``; rejects ``(shard, Reject)``. One session gives
 at most one reject: when utterances failed in TTS or alignment, the session is rejected with the
 first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
-Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``.
+Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``, then adds
+the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
+families in ``timeline.think_families``).
 Reject codes: the TTS and aligner codes, and ``build_session``'s (``missing_clip``,
 ``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import apache_beam as beam
 
@@ -49,9 +53,12 @@ def make_clips(ps, aligned: list) -> dict:
 
 
 def build_one(ps, aligned: list, tcfg, run_seed: int):
+    from duplexloom.timeline.cognition import with_think_actions
     from duplexloom.timeline.merge import build_session
 
-    return build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+    built = build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+    tl = with_think_actions(built.timeline, ps.annotation, tcfg.think_families, tcfg.think_sources)
+    return built if tl is built.timeline else dataclasses.replace(built, timeline=tl)
 
 
 class BuildSession(beam.DoFn):

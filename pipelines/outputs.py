@@ -4,7 +4,8 @@ Input: every shard's :class:`~.shards.ShardResult` (one list, so the files are w
 Output, through FileSystems with atomic renames:
 * ``manifest.parquet`` — one row per sample (:data:`MANIFEST_COLUMNS`), sorted by key;
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
-* ``summary.json`` — counts per stage, family and reject code, audio hours, timing histograms, the
+* ``summary.json`` — counts per stage, family and reject code, per family the samples carrying
+  cognition and chains (and why the others do not), audio hours, timing histograms, the
   resolved config, package versions, prompt hashes, git revision, and the accounting check
   ``seeds_in == samples_out + rejects``.
 No reject codes.
@@ -47,6 +48,8 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "layouts": pa.string(),
     "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
     "bytes": pa.int64(),
+    "cognition": pa.string(),  # "carried" or "omitted:<reason>" (pipelines/encode.py)
+    "chains": pa.string(),
 }
 
 VERSION_PACKAGES = (
@@ -121,6 +124,15 @@ def timing_histograms(timings: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def cognition_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per family: how many samples carry cognition and chains, and why the others do not."""
+    out: dict[str, dict[str, Counter]] = defaultdict(lambda: {"cognition": Counter(), "chains": Counter()})
+    for r in rows:
+        for field in ("cognition", "chains"):
+            out[r["family"]][field][r.get(field) or "omitted:unknown"] += 1
+    return {f: {k: dict(sorted(v.items())) for k, v in d.items()} for f, d in sorted(out.items())}
+
+
 def build_summary(
     results: list, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
 ) -> dict[str, Any]:
@@ -151,6 +163,7 @@ def build_summary(
         "internal_errors": sum(1 for r in rejects if r.code == INTERNAL_ERROR),
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
+        "cognition": cognition_counts(rows),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),
         "audio_hours": {

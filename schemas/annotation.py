@@ -55,8 +55,11 @@ class CognitionStream(Record):
 
     turn_index: int
     entries: tuple[CognitionEntry, ...]
-    voice_response: str
-    reply_text: str
+    voice_response: str  # what the assistant speaks (short, speakable)
+    reply_text: str  # the full written answer (the LWS written channel)
+    # Word units of the turn heard by the end of each entry's second (one per entry, same order):
+    # what the entry may use, and where it goes on the session clock (timeline/cognition.py).
+    heard_units: tuple[int, ...] = ()
 
     _g = field_validator("voice_response", "reply_text")(lambda cls, v: _guard(v))
 
