@@ -85,8 +85,10 @@ def check(nodes: Sequence[ThinkingNode], turns: Sequence[AnnotatedTurn], lang: s
 _EN_DET = frozenset("the a an my your our his her their this that these those some".split())
 _ZH_STRIP = re.compile(r"[^\u3400-\u9fffA-Za-z0-9]")
 _ZH_FUNCTION = re.compile(
-    r"^(请问|请|帮我|麻烦|我想|我要|你能|能不能|可以|这个|那个)|(有|是什么|怎么样|为什么|多少|多久|多远|什么|怎么|吗|呢|吧|啊|呀|了)+$"
+    r"^(请问|请|帮我|麻烦|我想|我要|你能|能不能|可以|这个|那个|要|查一下|查查|看看|告诉我|问一下|查)+"
+    r"|(有|是什么|怎么样|为什么|多少|多久|多远|什么|怎么|吗|呢|吧|啊|呀|了)+$"
 )
+_ZH_JOINT = re.compile(r"[的和跟与在]")
 _LABELS = {
     "en": {
         "question": "question",
@@ -113,7 +115,7 @@ def _entities(segment: str, lang: str) -> list[str]:
     core with request/question words stripped (zh); at most two."""
     if lang == "zh":
         core = _ZH_FUNCTION.sub("", _ZH_STRIP.sub("", segment))
-        return [core[:4]] if len(core) >= 2 else []
+        return [p[:4] for p in _ZH_JOINT.split(core) if len(p) >= 2][:2]
     words = _EN_WORD.findall(segment.casefold())
     found = []
     for k, w in enumerate(words[:-1]):
@@ -148,9 +150,14 @@ def offline_chain(turns: Sequence[AnnotatedTurn], lang: str) -> tuple[ThinkingNo
         intent: str | None = None
         for j, seg in enumerate(segs):
             for ent in _entities(seg, lang):
-                if ent in ids:
-                    back = _BACK[lang].replace("{x}", ent)
-                    add(ThinkingNode(type="LOGIC", text=back, turn_index=i, segment_index=j, ctx_id=ids[ent]))
+                known = next((k for k in ids if k == ent or f" {k} " in f" {ent} "), None)
+                if known is not None:  # said before (alone or inside a longer phrase): bind back
+                    back = _BACK[lang].replace("{x}", known)
+                    add(
+                        ThinkingNode(
+                            type="LOGIC", text=back, turn_index=i, segment_index=j, ctx_id=ids[known]
+                        )
+                    )
                     continue
                 ids[ent] = f"e{len(ids) + 1}"
                 add(ThinkingNode(type="ENTITY", text=ent, turn_index=i, segment_index=j, ctx_id=ids[ent]))

@@ -1,0 +1,125 @@
+"""The offline cognition and chain generators (issue 20): golden outputs for a hand-made dialogue in each
+language, their causality on every bundled seed, and the chain causality reject."""
+
+import json
+
+import pytest
+
+from duplexloom.annotators import AnnotatorConfig, chains, cognition
+from duplexloom.pipelines.run import DEFAULT_SEEDS
+from duplexloom.schemas import RejectError
+from duplexloom.schemas.annotation import AnnotatedTurn, ThinkingNode
+
+CFG = AnnotatorConfig()
+EN = (
+    AnnotatedTurn(role="user", text="I want to plan a short trip this weekend."),
+    AnnotatedTurn(
+        role="assistant",
+        text="Sounds fun. Do you prefer the mountains or the sea? I know good places for both of them.",
+    ),
+    AnnotatedTurn(role="user", text="The sea, what about the short trip budget?"),
+    AnnotatedTurn(role="assistant", text="About two hundred dollars."),
+)
+ZH = (
+    AnnotatedTurn(role="user", text="帮我查一下明天北京的天气，要带伞吗？"),
+    AnnotatedTurn(role="assistant", text="明天北京有小雨，最高气温十八度，最低十二度，建议出门带伞。"),
+    AnnotatedTurn(role="user", text="那北京后天呢？"),
+    AnnotatedTurn(role="assistant", text="后天转晴。"),
+)
+
+
+def test_en_offline_think_golden():
+    turns, streams = cognition.offline_think(EN, "en", CFG)
+    s0, s2 = streams
+    # 9 words at 2.5 words/s: 4 seconds; units heard by the end of each second.
+    assert (s0.turn_index, s0.heard_units) == (0, (3, 5, 8, 9))
+    assert [e.text for e in s0.entries] == [
+        "...",  # "I want to": nothing to confirm yet
+        "heard: plan",
+        "heard: plan, short, trip",
+        "got it, telling me plan, short, trip, weekend; answering",
+    ]
+    # The question shows at once ("what" in second 0); no entry names a word heard later.
+    assert [e.text for e in s2.entries] == [
+        "a question on sea",
+        "a question on sea",
+        "a question on sea, short, trip, budget",
+        "got it, a question on sea, short, trip, budget; answering",
+    ]
+    # Speech vs writing: a long reply is spoken as its first sentence, written in full.
+    assert s0.voice_response == "Sounds fun." and s0.reply_text == EN[1].text
+    assert turns[1].text == "Sounds fun." and turns[3].text == EN[3].text == s2.voice_response
+
+
+def test_zh_offline_think_golden():
+    turns, (s0, s2) = cognition.offline_think(ZH, "zh", CFG)
+    assert s0.heard_units == (4, 8, 12, 16)
+    assert [e.text for e in s0.entries] == [
+        "想让我帮我查一",  # a request shows at once (帮)
+        "想让我帮我查一下明天北",
+        "想让我帮我查一下明天北京的天气",
+        "听完了，在问一下明天北京的天气要带伞吗，准备回答",  # within the 24-character budget
+    ]
+    assert [e.text for e in s2.entries] == ["听到：那北京后", "听完了，在问那北京后天呢，准备回答"]
+    assert all(len(e.text) <= CFG.cognition_char_budget_zh for e in s0.entries + s2.entries)
+    # One sentence of over 20 characters: the first clause is spoken, the whole answer written.
+    assert s0.voice_response == "明天北京有小雨" and turns[1].text == "明天北京有小雨"
+    assert s0.reply_text == ZH[1].text
+
+
+def test_offline_chains_golden_with_ctx_binding():
+    en = [chains.render(n) for n in chains.offline_chain(EN, "en")]
+    assert en == [
+        "{ENTITY} short trip @ctx:e1",
+        "{ENTITY} weekend @ctx:e2",
+        "{INTENT} statement",
+        "{ACTION} reply",
+        "{ENTITY} sea @ctx:e3",
+        "{LOGIC} same as before: short trip @ctx:e1",  # refers back, never forward
+        "{INTENT} question",
+        "{ACTION} answer",
+    ]
+    zh = chains.offline_chain(ZH, "zh")
+    assert [(n.turn_index, n.segment_index, chains.render(n)) for n in zh] == [
+        (0, 0, "{ENTITY} 明天北京 @ctx:e1"),
+        (0, 0, "{ENTITY} 天气 @ctx:e2"),
+        (0, 0, "{INTENT} 请求"),
+        (0, 1, "{ENTITY} 带伞 @ctx:e3"),
+        (0, 1, "{ACTION} 照办"),
+        (2, 0, "{ENTITY} 那北京后 @ctx:e4"),
+        (2, 0, "{INTENT} 提问"),
+        (2, 0, "{ACTION} 作答"),
+    ]
+
+
+def test_chain_check_rejects_a_node_using_a_later_word():
+    early = ThinkingNode(type="ENTITY", text="sea", turn_index=0, segment_index=0, ctx_id="e1")
+    with pytest.raises(RejectError) as e:
+        chains.check([early], EN, "en")  # "sea" is first said by the assistant, after turn 0
+    assert e.value.code == "chain_not_causal"
+    chains.check([early.model_copy(update={"turn_index": 2})], EN, "en")
+    later_clause = ThinkingNode(type="INTENT", text="带伞", turn_index=0, segment_index=0)
+    with pytest.raises(RejectError) as e:
+        chains.check([later_clause], ZH, "zh")  # 带伞 is in clause 1
+    assert e.value.code == "chain_not_causal"
+
+
+def test_every_bundled_seed_gets_causal_cognition_and_chains():
+    n = 0
+    for line in open(DEFAULT_SEEDS, encoding="utf-8"):
+        seed = json.loads(line)
+        turns = [AnnotatedTurn(role=t["role"], text=t["text"]) for t in seed["turns"]]
+        if not any(t.role == "assistant" for t in turns):
+            continue
+        lang = seed["lang"]
+        rate = CFG.speech_rate_zh_chars_per_s if lang == "zh" else CFG.speech_rate_en_words_per_s
+        new, streams = cognition.offline_think(turns, lang, CFG)  # raises on any failed check
+        assert streams and all(s.voice_response.strip() for s in streams)
+        for s in streams:
+            pieces = cognition.segment_per_second(turns[s.turn_index].text, lang, rate)
+            assert len(s.heard_units) == len(s.entries) == len(pieces)
+        nodes = chains.offline_chain(new, lang)
+        chains.check(nodes, new, lang)
+        assert {n.turn_index for n in nodes} <= {i for i, t in enumerate(new) if t.role == "user"}
+        n += 1
+    assert n >= 30
