@@ -141,6 +141,10 @@ _GIST_STOP = (
     | _EN_AUX
     | frozenset("should shall might must want need not too very just also some any".split())
 )
+_BARE = {
+    "en": {"question": "a question", "request": "a request"},
+    "zh": {"question": "在问", "request": "有请求"},
+}
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 _CLAUSE_TAIL = re.compile(r"[,;,;，；、]+$")
 _CLAUSE_END = re.compile(r"(?<=[,;,;，；、])\s*")
@@ -201,6 +205,8 @@ def offline_entries(pieces: Sequence[str], lang: str, budget: int) -> list[Cogni
             gist = _gist(heard, lang, room)
             if gist:
                 candidates.append(tpl.replace("{x}", gist))
+        if intent is not None:  # nothing worth quoting yet, but the intent already shows
+            candidates.append(_BARE[lang][intent])
         candidates.append("…" if lang == "zh" else "...")
         text = next(c for c in candidates if len(c) <= budget and _causal(c, pieces, t, lang))
         out.append(CognitionEntry(second=t, text=text))
@@ -305,3 +311,49 @@ def offline_think(
         voice_max_units=config.voice_max_units_zh if zh else config.voice_max_units_en,
     )
     return speak_voice(turns, streams), streams
+
+
+def pieces_from_counts(text: str, lang: str, counts: Sequence[int]) -> list[str]:
+    """The pieces of ``text`` heard in each second, given the units heard by the end of each."""
+    spans = _units(text, lang)
+    out, prev = [], 0
+    for k in counts:
+        k = min(k, len(spans))
+        out.append(text[spans[prev][0] : spans[k - 1][1]].strip() if k > prev else "")
+        prev = max(prev, k)
+    return out
+
+
+def on_session_clock(annotation, timeline, config):
+    """``annotation`` with its offline cognition streams re-cut at the seconds the user really
+    spoke on ``timeline`` (the aligned words, not the speech-rate estimate), so that every second
+    of a user turn has its note and each note says what was heard by the end of that second. LLM
+    streams are kept as they are (re-asking after synthesis is not done). Raises ``RejectError``
+    when a re-cut stream fails :func:`check`."""
+    from duplexloom.timeline.cognition import heard_by_second
+
+    if annotation.provenance.get("cognition") != OFFLINE_PROV:
+        return annotation
+    lang = annotation.lang
+    budget = config.cognition_char_budget_zh if lang == "zh" else config.cognition_char_budget_en
+    streams = []
+    for st in annotation.cognition:
+        text = annotation.turns[st.turn_index].text
+        first, counts = heard_by_second(timeline, st.turn_index, len(_units(text, lang)))
+        if not counts:
+            streams.append(st)  # not on the timeline: think_actions counts it as omitted
+            continue
+        pieces = pieces_from_counts(text, lang, counts)
+        entries = offline_entries(pieces, lang, budget)
+        check(
+            CognitionOut(entries=entries, voice_response=st.voice_response, reply_text=st.reply_text),
+            pieces,
+            lang,
+            budget,
+        )
+        streams.append(
+            st.model_copy(
+                update={"entries": tuple(entries), "heard_units": tuple(counts), "start_second": first}
+            )
+        )
+    return annotation.model_copy(update={"cognition": tuple(streams)})

@@ -6,7 +6,8 @@ at most one reject: when utterances failed in TTS or alignment, the session is r
 first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
 Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``, then adds
 the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
-families in ``timeline.think_families``).
+families in ``timeline.think_families``; offline cognition first re-cut at the seconds the user
+really spoke, ``annotators.cognition.on_session_clock``). Also ``cognition_*`` reject codes.
 Reject codes: the TTS and aligner codes, and ``build_session``'s (``missing_clip``,
 ``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...).
 """
@@ -52,12 +53,16 @@ def make_clips(ps, aligned: list) -> dict:
     return clips
 
 
-def build_one(ps, aligned: list, tcfg, run_seed: int):
+def build_one(ps, aligned: list, tcfg, run_seed: int, acfg=None):
+    from duplexloom.annotators.cognition import on_session_clock
     from duplexloom.timeline.cognition import with_think_actions
     from duplexloom.timeline.merge import build_session
 
     built = build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
-    tl = with_think_actions(built.timeline, ps.annotation, tcfg.think_families, tcfg.think_sources)
+    ann = ps.annotation
+    if acfg is not None and built.timeline.family in tcfg.think_families:
+        ann = on_session_clock(ann, built.timeline, acfg)  # offline notes: cut at the real seconds
+    tl = with_think_actions(built.timeline, ann, tcfg.think_families, tcfg.think_sources)
     return built if tl is built.timeline else dataclasses.replace(built, timeline=tl)
 
 
@@ -68,6 +73,7 @@ class BuildSession(beam.DoFn):
     def setup(self) -> None:
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         self.tcfg = self.cfg.timeline_config()
+        self.acfg = self.cfg.annotator_config()
 
     def process(self, kv):
         seed_id, grouped = kv
@@ -96,6 +102,7 @@ class BuildSession(beam.DoFn):
                 aligned,
                 self.tcfg,
                 self.cfg.run_seed,
+                self.acfg,
                 policy=self.cfg.on_internal_error,
             )
         if rej is not None:

@@ -60,6 +60,9 @@ class CognitionStream(Record):
     # Word units of the turn heard by the end of each entry's second (one per entry, same order):
     # what the entry may use, and where it goes on the session clock (timeline/cognition.py).
     heard_units: tuple[int, ...] = ()
+    # Set when the stream was cut on the session clock (offline cognition re-cut after alignment):
+    # entry t describes session second start_second + t exactly.
+    start_second: int | None = None
 
     _g = field_validator("voice_response", "reply_text")(lambda cls, v: _guard(v))
 

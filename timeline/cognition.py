@@ -12,10 +12,12 @@ English word, a CJK character). An entry of second t describes the first ``heard
 of its turn (what the annotator cut as "heard by the end of second t"); a chain node describes the
 units through the end of its clause (:func:`segments`). Its offset is the end of the session
 second (whole seconds from the session start) in which the last of those units' aligned audio
-ends (a chain node: that end itself, the end of its segment): it never precedes the words it uses, and it lands in Listen-Write-Speak unit t when those
-words end in second t (a unit holds the notes timed in ``(start, end]``). Notes of one turn never
-go back in time. When the aligned words of a turn hold a different number of units than its text
-(normalization), the count is scaled.
+ends (a chain node: that end itself, the end of its segment): it never precedes the words it uses,
+and it lands in Listen-Write-Speak unit t when those words end in second t (a unit holds the notes
+timed in ``(start, end]``). Notes of one turn never go back in time. When the aligned words of a
+turn hold a different number of units than its text (normalization), the count is scaled. A stream
+cut on the session clock (``start_second`` set, :func:`heard_by_second`) puts entry t at the end of
+session second ``start_second + t``.
 
 Also here, low in the stack so that the annotators, the layouts and this module agree: the clause
 cut of a user turn (:func:`segments`) and the node rendering (:func:`render_node`, :data:`NODE_SEP`).
@@ -83,6 +85,23 @@ def turn_unit_ends(timeline: Timeline, turn_index: int) -> list[int]:
     return out
 
 
+def heard_by_second(timeline: Timeline, turn_index: int, n_text: int) -> tuple[int, list[int]]:
+    """(first second, text units heard by the end of each session second): from the second in
+    which the turn's first word unit ends to the one in which its last ends. Counts are in the
+    turn text's units (scaled down when the aligned words hold more), so that :func:`heard_end` of
+    a count never lies after its second."""
+    ends = turn_unit_ends(timeline, turn_index)
+    if not ends or n_text <= 0:
+        return 0, []
+    sr = timeline.sample_rate
+    first, last = (ends[0] - 1) // sr, (ends[-1] - 1) // sr
+    counts = []
+    for s in range(first, last + 1):
+        k = sum(1 for e in ends if e <= (s + 1) * sr)
+        counts.append(k if len(ends) == n_text else k * n_text // len(ends))
+    return first, counts
+
+
 def heard_end(ends: Sequence[int], n_heard: int, n_text: int) -> int:
     """End sample of the ``n_heard``-th of ``n_text`` text units, on the aligned ``ends``."""
     if not ends or n_heard <= 0:
@@ -127,10 +146,12 @@ def think_actions(
                 skip("cognition_without_heard_units")
                 continue
             last = 0
-            for e, n in zip(stream.entries, stream.heard_units, strict=True):
+            for t, (e, n) in enumerate(zip(stream.entries, stream.heard_units, strict=True)):
                 if not e.text.strip():
                     continue
                 off = max(last, second_end(heard_end(ends, n, n_text), sr, dur))
+                if stream.start_second is not None:  # cut on the session clock: exactly its second
+                    off = max(off, min((stream.start_second + t + 1) * sr, dur))
                 last = off
                 out.append(
                     ActionObject(

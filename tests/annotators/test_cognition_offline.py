@@ -123,3 +123,77 @@ def test_every_bundled_seed_gets_causal_cognition_and_chains():
         assert {n.turn_index for n in nodes} <= {i for i, t in enumerate(new) if t.role == "user"}
         n += 1
     assert n >= 30
+
+
+def _timeline(lang, words, reply_words, turn_text):
+    from duplexloom.schemas import TimedSpan, Timeline, Utterance
+
+    sr = 16_000
+
+    def utt(uid, speaker, ws, turn):
+        spans = tuple(TimedSpan(text=t, start_samples=int(a * sr), end_samples=int(b * sr)) for t, a, b in ws)
+        return Utterance(
+            id=uid,
+            speaker=speaker,
+            lang=lang,
+            text=turn_text if speaker == "user" else " ".join(t for t, _, _ in ws),
+            turn_index=turn,
+            words=spans,
+            audio_start_samples=spans[0].start_samples,
+            audio_end_samples=spans[-1].end_samples,
+        )
+
+    return Timeline(
+        session_id="clock",
+        duration_samples=6 * sr,
+        lang=lang,
+        family="think",
+        utterances=(utt("u0", "user", words, 0), utt("a1", "assistant", reply_words, 1)),
+    )
+
+
+def test_offline_notes_are_recut_at_the_seconds_the_user_really_spoke():
+    from duplexloom.schemas.annotation import Annotation
+    from duplexloom.timeline.cognition import think_actions
+
+    turns = (
+        AnnotatedTurn(role="user", text="What is the weather like in Paris tomorrow?"),
+        AnnotatedTurn(role="assistant", text="Sunny."),
+    )
+    _, streams = cognition.offline_think(turns, "en", CFG)
+    ann = Annotation(
+        seed_id="clock",
+        lang="en",
+        family="think",
+        turns=turns,
+        cognition=streams,
+        provenance={"cognition": cognition.OFFLINE_PROV},
+    )
+    # Spoken slowly from 0.6 s: "what is the" end in second 1, "weather like" in 2, "in paris" in
+    # 3, "tomorrow" in 4 (the estimate, 2.5 words/s, gave 4 seconds from 0 s).
+    words = [
+        ("what", 0.6, 1.1),
+        ("is", 1.1, 1.4),
+        ("the", 1.4, 1.9),
+        ("weather", 2.0, 2.6),
+        ("like", 2.6, 2.9),
+        ("in", 3.0, 3.2),
+        ("paris", 3.2, 3.9),
+        ("tomorrow", 4.1, 4.8),
+    ]
+    tl = _timeline("en", words, [("sunny", 5.1, 5.6)], turns[0].text)
+    (st,) = cognition.on_session_clock(ann, tl, CFG).cognition
+    assert (st.start_second, st.heard_units) == (1, (3, 5, 7, 8))
+    assert [e.text for e in st.entries] == [
+        "a question",  # "what is the": the intent shows, no content word yet
+        "a question on weather, like",
+        "a question on weather, like, paris",
+        "got it, a question on weather, like, paris, tomorrow; answering",
+    ]
+    res = think_actions(tl, ann.model_copy(update={"cognition": (st,)}), ("cognition",))
+    # One note per second the user speaks, each at that second's end, none before its words.
+    assert [a.offset_samples // 16_000 for a in res.actions] == [2, 3, 4, 5]
+    assert "paris" not in res.actions[1].text and "tomorrow" not in res.actions[2].text
+    # An LLM stream is kept as annotated.
+    llm = ann.model_copy(update={"provenance": {"cognition": "llm:m:cognition.v1"}})
+    assert cognition.on_session_clock(llm, tl, CFG) is llm

@@ -222,7 +222,7 @@ def test_think_family_cognition_reaches_every_layout(first_run, seeds_file, tmp_
     out = tmp_path / "think"
     summary = run_into(out, seeds_file, "timeline.family_mix={think: 1.0}", "serializer.layouts=[ta4,lws,ct]")
     assert summary["accounting"]["balanced"] and summary["internal_errors"] == 0
-    n_think = 0
+    n_think = listening = with_text = 0
     for tar in sorted((out / "shards").glob("*.tar")):
         with open(tar, "rb") as f:
             for key, members in iter_shard(f):
@@ -243,7 +243,12 @@ def test_think_family_cognition_reaches_every_layout(first_run, seeds_file, tmp_
                     for w in u.words
                     for x in range(w.start_samples // sr, (w.end_samples - 1) // sr + 1)
                 }
-                assert any(u["listen_text"] for u in units if u["unit"] in user_units), key
+                heard = [
+                    bool(u["listen_text"]) for u in units if u["unit"] in user_units and u["kind"] == "listen"
+                ]
+                assert any(heard), key
+                listening += len(heard)
+                with_text += sum(heard)
                 for u in units:
                     if "<|turn_eos|>" in u["text"]:
                         assert u["spoken"] and f"{u['spoken']}<|turn_eos|><|eos|>" in u["text"], key
@@ -252,5 +257,8 @@ def test_think_family_cognition_reaches_every_layout(first_run, seeds_file, tmp_
                     if f == "<BOS>":
                         assert frames[i - 1] == "<EOC>" and "<BOC>" not in frames[i - 2 : i - 1], key
     assert n_think >= 3
+    # Offline notes are cut at the seconds the user really spoke: (almost) every such second has one
+    # (the exception: a second in which no word of the turn ended yet).
+    assert with_text >= 0.9 * listening > 0
     fam = summary["cognition"]["think"]
     assert fam["cognition"] == {"carried": n_think} and fam["chains"] == {"carried": n_think}
