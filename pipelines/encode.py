@@ -93,8 +93,13 @@ def cognition_status(annotation, timeline, layouts, think_families) -> dict[str,
         made = getattr(annotation, field)
         on_ta4 = any(a.provenance.startswith(prov_prefix + ":") for a in thinks)
         if not made:
-            why = annotation.provenance.get(field, "omitted:not_annotated")
-            out[field] = why if why.startswith("omitted:") else "omitted:not_annotated"
+            why = annotation.provenance.get(field, "")
+            if why.startswith("omitted:"):
+                out[field] = why
+            elif field == "cognition" and timeline.family not in think_families:
+                out[field] = "omitted:family_not_in_think_families"
+            else:
+                out[field] = "omitted:not_annotated"
         elif on_ta4 or (field == "chains" and layout in layouts):
             out[field] = "carried"
         elif timeline.family not in think_families:
