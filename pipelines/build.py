@@ -7,9 +7,10 @@ first failing utterance's reject (its stage and code kept; ``extra`` counts the 
 Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``, then adds
 the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
 families in ``timeline.think_families``; offline cognition first re-cut at the seconds the user
-really spoke, ``annotators.cognition.on_session_clock``). Also ``cognition_*`` reject codes.
-Reject codes: the TTS and aligner codes, and ``build_session``'s (``missing_clip``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...).
+really spoke, ``annotators.cognition.on_session_clock``).
+Reject codes: the TTS and aligner codes, ``build_session``'s (``missing_clip``,
+``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut
+stream's ``cognition_*`` checks.
 """
 
 from __future__ import annotations
@@ -63,7 +64,14 @@ def build_one(ps, aligned: list, tcfg, run_seed: int, acfg=None):
     if acfg is not None and built.timeline.family in tcfg.think_families:
         ann = on_session_clock(ann, built.timeline, acfg)  # offline notes: cut at the real seconds
     tl = with_think_actions(built.timeline, ann, tcfg.think_families, tcfg.think_sources)
-    return built if tl is built.timeline else dataclasses.replace(built, timeline=tl)
+    if tl is built.timeline:
+        return built
+    # BuiltSession is a dataclass; a record with model_copy would do as well.
+    return (
+        built.model_copy(update={"timeline": tl})
+        if hasattr(built, "model_copy")
+        else dataclasses.replace(built, timeline=tl)
+    )
 
 
 class BuildSession(beam.DoFn):
