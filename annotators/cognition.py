@@ -191,7 +191,7 @@ def offline_entries(pieces: Sequence[str], lang: str, budget: int) -> list[Cogni
     ph = _PHRASES[lang]
     out = []
     for t in range(len(pieces)):
-        heard = " ".join(p for p in pieces[: t + 1] if p)
+        heard = ("" if lang == "zh" else " ").join(p for p in pieces[: t + 1] if p)
         intent = intent_of(heard, lang)
         key = "final" if t == len(pieces) - 1 else (intent or "early")
         if key == "final":
@@ -319,7 +319,8 @@ def pieces_from_counts(text: str, lang: str, counts: Sequence[int]) -> list[str]
     out, prev = [], 0
     for k in counts:
         k = min(k, len(spans))
-        out.append(text[spans[prev][0] : spans[k - 1][1]].strip() if k > prev else "")
+        end = len(text) if k == len(spans) else spans[k - 1][1]  # the last piece keeps the final "?"
+        out.append(text[spans[prev][0] : end].strip() if k > prev else "")
         prev = max(prev, k)
     return out
 

@@ -197,3 +197,36 @@ def test_offline_notes_are_recut_at_the_seconds_the_user_really_spoke():
     # An LLM stream is kept as annotated.
     llm = ann.model_copy(update={"provenance": {"cognition": "llm:m:cognition.v1"}})
     assert cognition.on_session_clock(llm, tl, CFG) is llm
+
+
+def test_zh_offline_notes_recut_keep_the_question_whole():
+    from duplexloom.schemas.annotation import Annotation
+    from duplexloom.timeline.cognition import think_actions
+
+    turns = (
+        AnnotatedTurn(role="user", text="月亮离地球有多远？"),
+        AnnotatedTurn(role="assistant", text="大约三十八万公里。"),
+    )
+    _, streams = cognition.offline_think(turns, "zh", CFG)
+    ann = Annotation(
+        seed_id="clock",
+        lang="zh",
+        family="think",
+        turns=turns,
+        cognition=streams,
+        provenance={"cognition": cognition.OFFLINE_PROV},
+    )
+    ends = [0.5, 0.8, 1.1, 1.4, 1.7, 1.9, 2.2, 2.6]
+    words = [(c, e - 0.2, e) for c, e in zip("月亮离地球有多远", ends, strict=True)]
+    tl = _timeline("zh", words, [("大约", 3.0, 3.6)], turns[0].text)
+    (st,) = cognition.on_session_clock(ann, tl, CFG).cognition
+    assert (st.start_second, st.heard_units) == (0, (2, 6, 8))
+    # 多 and 远 fall in different seconds of the estimate's cut; joined without a space, 多远 and the
+    # final ？ still make the last note a question.
+    assert [e.text for e in st.entries] == [
+        "听到：月亮",
+        "听到：月亮离地球有",
+        "听完了，在问月亮离地球有多远，准备回答",
+    ]
+    res = think_actions(tl, ann.model_copy(update={"cognition": (st,)}), ("cognition",))
+    assert [a.offset_samples // 16_000 for a in res.actions] == [1, 2, 3]
