@@ -5,8 +5,10 @@ names, per field, what made it (``seed`` for the seed's own text, ``offline:<ban
 phrase or template bank). It never poses as the LLM:
 
 * ``dialogue``/``asr_human``/``asr_assistant``/``think``: the seed's own turns. A ``think`` sample
-  gets no cognition stream or thinking chain (those need an LLM); ``provenance["cognition"]`` says
-  ``omitted:offline`` so the run summary can count them (see :func:`omitted_fields`).
+  also gets per-second causal cognition for each answered user turn, its reply spoken as the short
+  voice response and kept in full as the written answer (:func:`.cognition.offline_think`).
+* every family: a chronological thinking chain over the user turns (:func:`.chains.offline_chain`);
+  ``provenance["chains"]`` says ``omitted:offline_no_nodes`` when the text gives none.
 * ``interrupt``/``backchannel``/``pause``: the seed's turns plus interruptions, backchannels and
   fillers from ``prompts/templates/phrase_banks.json``. The ambiguous acknowledgement ("you are
   right" / "你说得对") is drawn with ``ambiguous_ack_p``: as the start of an interruption ("you are
@@ -39,7 +41,7 @@ from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn, Annota
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.seed import Seed, check_untrusted_text
 
-from . import templates
+from . import chains, cognition, templates
 from .checks import check_actions
 from .config import AnnotatorConfig
 
@@ -236,12 +238,15 @@ class OfflineAnnotator:
             turns = self._translated(seed, turns)
             provenance["translation"] = "seed"
         elif family == "think":
-            provenance["cognition"] = "omitted:offline"
-            provenance["chains"] = "omitted:offline"
+            turns, fields["cognition"] = cognition.offline_think(turns, seed.lang, self.config)
+            provenance["cognition"] = cognition.OFFLINE_PROV if fields["cognition"] else "omitted:no_reply"
         elif family in ("asr_human", "asr_assistant", "dialogue"):
             pass
         else:  # resolve_family admits only the catalog's families, so this is a bug
             raise ValueError(f"offline annotator has no rule for family {family!r}")
+        # Chronological thinking chains for every family (the ct layout serves them all); issue 20.
+        fields["chains"] = chains.offline_chain(turns, seed.lang)
+        provenance["chains"] = "offline:chains.v1" if fields["chains"] else "omitted:offline_no_nodes"
 
         return Annotation(
             seed_id=seed.id,

@@ -4,7 +4,8 @@ Input: every shard's :class:`~.shards.ShardResult` (one list, so the files are w
 Output, through FileSystems with atomic renames:
 * ``manifest.parquet`` — one row per sample (:data:`MANIFEST_COLUMNS`), sorted by key;
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
-* ``summary.json`` — counts per stage, family and reject code, audio hours, timing histograms, the
+* ``summary.json`` — counts per stage, family and reject code, per family the samples carrying
+  cognition and chains (and why the others do not), audio hours, timing histograms, the
   resolved config, package versions, prompt hashes, git revision, and the accounting check
   ``seeds_in == samples_out + rejects``, and the count and share of transient rejects.
 Then the folder is made to hold exactly this run (README, "Output folder"): shard tars and state
@@ -61,6 +62,8 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "action_channel": pa.string(),
     "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
     "bytes": pa.int64(),
+    "cognition": pa.string(),  # "carried" or "omitted:<reason>" (pipelines/encode.py)
+    "chains": pa.string(),
 }
 
 VERSION_PACKAGES = (
@@ -191,6 +194,15 @@ def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cognition_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per family: how many samples carry cognition and chains, and why the others do not."""
+    out: dict[str, dict[str, Counter]] = defaultdict(lambda: {"cognition": Counter(), "chains": Counter()})
+    for r in rows:
+        for field in ("cognition", "chains"):
+            out[r["family"]][field][r.get(field) or "omitted:unknown"] += 1
+    return {f: {k: dict(sorted(v.items())) for k, v in d.items()} for f, d in sorted(out.items())}
+
+
 def build_summary(
     results: list,
     *,
@@ -229,6 +241,7 @@ def build_summary(
         "transient_share": round(transient / seeds_in, 6) if seeds_in else 0.0,
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
+        "cognition": cognition_counts(rows),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),
         "audio_hours": {

@@ -129,10 +129,13 @@ def test_interpret_with_translation_and_marker_guard():
     assert isinstance(r_bad, Reject) and r_bad.code == "marker_in_text"
 
 
-def test_think_offline_is_honest():
+def test_think_offline_makes_causal_cognition_and_chains():
     (res,) = annotate_batch([qa_seed(0, "en", "think")], AnnotatorConfig(), run_seed=0)
-    assert res.cognition == () and res.chains == ()
-    assert omitted_fields(res) == ["chains", "cognition"]
+    (stream,) = res.cognition
+    assert len(stream.entries) == len(stream.heard_units) and stream.voice_response
+    assert res.turns[1].text == stream.voice_response  # the assistant speaks the voice response
+    assert res.chains and res.provenance["chains"] == "offline:chains.v1"
+    assert res.provenance["cognition"] == "offline:cognition.v1" and omitted_fields(res) == []
 
 
 def test_unknown_family_is_a_reject():
