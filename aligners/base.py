@@ -4,7 +4,7 @@ Input: float32 mono waveform, its sample rate, the text and its language (``en``
 Output: :class:`Alignment` — per-word and per-character ``TimedSpan`` (utterance-local samples at
 the input rate, half-open), a confidence in [0, 1] (geometric mean of the aligned path's frame
 probabilities) and how the word spans cover the speech (:class:`.energy.Coverage`, what the align
-stage's quality guard scores). A word is a unit of :mod:`duplexloom.tts_adapters.text_units`: for Chinese every
+stage's quality guard scores). A word is a unit of :mod:`duplexloom.schemas.text_units`: for Chinese every
 CJK character is one word (and one character) unit.
 
 A backend supplies frame log-probabilities over its labels (:meth:`CTCAligner.log_probs`); the
@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from duplexloom.audio import resample
 from duplexloom.schemas import RejectError, TimedSpan
-from duplexloom.tts_adapters.base import MissingDependencyError
-from duplexloom.tts_adapters.resample import resample
+from duplexloom.schemas.reject import MissingDependencyError
 
 from .energy import Coverage, coverage, first_onset, snap_ends_to_speech, speech_mask
 from .romanize import UnitTokens, text_to_units

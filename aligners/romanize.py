@@ -1,7 +1,7 @@
 """Text -> label sequences for CTC models with Latin labels.
 
 Input: a text and its language. Output: one :class:`UnitTokens` per word unit
-(:func:`duplexloom.tts_adapters.text_units.word_units` is the shared definition of a word), with the
+(:func:`duplexloom.schemas.text_units.word_units` is the shared definition of a word), with the
 unit's characters and, for each character, the label strings that spell it: lower-cased letters
 with accents stripped for English; toneless pinyin (pypinyin, ``ü`` -> ``v``) for each Chinese
 character, so a Chinese character is both a word unit and a character unit.
@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from duplexloom.schemas import RejectError
-from duplexloom.tts_adapters.text_units import WordUnit, is_cjk, pinyin_syllables, word_units
+from duplexloom.schemas.text_units import WordUnit, is_cjk, pinyin_syllables, word_units
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexloom.tts_adapters.base import MissingDependencyError
+from duplexloom.schemas.reject import MissingDependencyError
 
 from .base import AlignerConfig, CTCAligner, register_aligner
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"duplexloom: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if name not in ("render", "run"):  # `run` hands its Beam options to FileSystems itself
-        from duplexloom.pipelines.io import set_storage_options, split_storage_args
+        from duplexloom.storage import set_storage_options, split_storage_args
 
         storage, rest = split_storage_args(rest)
         set_storage_options(storage)  # before the command's first read or write (s3:// needs it)

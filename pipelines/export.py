@@ -32,6 +32,8 @@ from typing import Protocol
 import numpy as np
 from pydantic import ValidationError
 
+from duplexloom import storage
+from duplexloom.audio import resample as _resample
 from duplexloom.schemas.reject import Reject, RejectError
 from duplexloom.schemas.utterance import TimedSpan, Utterance
 from duplexloom.timeline.sample_codec import DecodedSample, decode_sample, iter_shard
@@ -85,11 +87,9 @@ def make_exporter(name: str, out_dir: Path, **options: object) -> Exporter:
 
 def match_shards(patterns: Sequence[str]) -> list[str]:
     """Every shard path matched by the glob patterns, sorted, without duplicates."""
-    from apache_beam.io.filesystems import FileSystems
-
     paths: set[str] = set()
-    for result in FileSystems.match(list(patterns)):
-        paths.update(m.path for m in result.metadata_list)
+    for pattern in patterns:
+        paths.update(storage.match(pattern))
     if not paths:
         raise FileNotFoundError(f"no shard matches {list(patterns)}")
     return sorted(paths)
@@ -97,10 +97,8 @@ def match_shards(patterns: Sequence[str]) -> list[str]:
 
 def iter_shard_members(paths: Sequence[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, members)`` of every sample of every shard, in shard order."""
-    from apache_beam.io.filesystems import FileSystems
-
     for path in paths:
-        with FileSystems.open(path, mime_type="application/octet-stream") as fileobj:
+        with storage.open_read(path, decompress_by_extension=True) as fileobj:
             yield from iter_shard(fileobj)
 
 
@@ -120,14 +118,8 @@ def decode_or_reject(key: str, members: dict[str, bytes]) -> DecodedSample:
 
 
 def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Band-limited resampling with ``torchaudio.functional.resample``; float32 in, float32 out."""
-    if orig_sr == new_sr:
-        return np.asarray(audio, dtype=np.float32)
-    import torch
-    import torchaudio.functional as AF
-
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), orig_sr, new_sr)
-    return out.numpy().astype(np.float32, copy=False)
+    """Band-limited resampling (:func:`duplexloom.audio.resample`); float32 in, float32 out."""
+    return _resample(audio, orig_sr, new_sr)
 
 
 def heard_span(utt: Utterance) -> tuple[int, int]:

@@ -1,5 +1,5 @@
-"""Shard access for the QA tools through Beam's ``FileSystems``, so ``gs://``, ``s3://`` and local
-paths all work the same (the only Beam module ``qa/`` may import).
+"""Shard access for the QA tools through :mod:`duplexloom.storage` (Beam's ``FileSystems``), so
+``gs://``, ``s3://`` and local paths all work the same; ``qa/`` itself imports no Beam.
 
 Input: a shard spec — a ``.tar`` path, a glob (``out/shards/*.tar``), a WebDataset brace range
 (``out/shards/{000000..000003}.tar``), a directory (``out/shards`` or the job's output dir, which
@@ -15,9 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
+from duplexloom import storage
 from duplexloom.timeline.sample_codec import iter_shard
 
 _BRACE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -46,12 +44,11 @@ def _expand_braces(spec: str) -> list[str]:
 
 
 def _match(pattern: str) -> list[str]:
-    result = FileSystems.match([pattern])[0]
-    return sorted(m.path for m in result.metadata_list)
+    return storage.match(pattern)
 
 
 def _join(base: str, *parts: str) -> str:
-    return FileSystems.join(base.rstrip("/"), *parts)
+    return storage.join(base.rstrip("/"), *parts)
 
 
 def expand_shards(spec: str) -> list[str]:
@@ -64,7 +61,7 @@ def expand_shards(spec: str) -> list[str]:
             if _GLOB_CHARS & set(item):
                 paths += _match(item)
             elif item.endswith((".tar", ".tar.gz", ".tgz")):
-                if not FileSystems.exists(item):
+                if not storage.exists(item):
                     raise FileNotFoundError(f"shard {item} does not exist")
                 paths.append(item)
             else:
@@ -79,24 +76,14 @@ def expand_shards(spec: str) -> list[str]:
 def iter_shard_samples(paths: Iterable[str]) -> Iterator[ShardSample]:
     """Every sample of every shard, in shard order then tar order."""
     for path in paths:
-        with FileSystems.open(path) as f:
+        with storage.open_read(path, decompress_by_extension=True) as f:
             for key, members in iter_shard(f):
                 yield ShardSample(path, key, members)
 
 
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
-def exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    """Write a whole file (parents are created on local disk; object stores need none)."""
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
+read_bytes = storage.read_bytes
+exists = storage.exists
+write_bytes = storage.write_bytes
 
 
 def join(base: str, *parts: str) -> str:

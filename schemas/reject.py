@@ -42,6 +42,12 @@ class Reject(Record):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class MissingDependencyError(ImportError):
+    """An optional dependency of a backend (TTS, aligner) is not installed; the message says how to
+    get it. A usage error, never a reject. Here so that both registries raise the same type
+    without ``aligners/`` importing ``tts_adapters/``."""
+
+
 class RejectError(Exception):
     """Raised by pure code for a bad *record* (never for a bug): the routing point turns it into a
     :class:`Reject`. ``code`` is a stable snake_case reason code; ``detail`` is for humans."""

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
-from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Timeline, Utterance
+from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Speaker, Timeline, Utterance
 from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.base import Record
 from duplexloom.schemas.utterance import UtteranceKind
@@ -42,8 +42,13 @@ from .config import Dist, TimelineConfig, bernoulli, session_rng
 from .families import choose_family, family_system_prompt, pick_speakers
 from .sound import cover_sound
 
-if TYPE_CHECKING:
-    from duplexloom.tts_adapters.speakers import SpeakerLibrary
+
+class SpeakerLibrary(Protocol):
+    """What planning needs of a speaker library (``tts_adapters.SpeakerLibrary`` is one): the
+    timeline depends on this shape, not on ``tts_adapters/`` (tests/test_layering.py)."""
+
+    def pick_pair(self, run_seed: int, session_id: str, lang: str) -> tuple[Speaker, Speaker]: ...
+
 
 Lang = Literal["zh", "en"]
 

@@ -22,10 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from duplexloom.schemas import Speaker
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency of a backend is not installed; the message says how to get it."""
+from duplexloom.schemas.reject import MissingDependencyError  # noqa: F401  (its home; re-exported)
 
 
 @dataclass
