@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -38,6 +37,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from pydantic import TypeAdapter
 
+from duplexloom.localfs import write_atomic
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
@@ -138,10 +138,7 @@ class AlignmentCache:
             "confidence": confidence,
             "scores": list(scores),
         }
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(p), suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(d, f)
-        os.replace(tmp, p)
+        write_atomic(p, json.dumps(d).encode("utf-8"))
 
 
 def native_words(result) -> tuple[TimedSpan, ...]:

@@ -29,12 +29,12 @@ import importlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 
+from duplexloom.localfs import write_atomic
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
@@ -156,10 +156,7 @@ class FlacCache:
                 return f.read()
         data = encode_flac(a, sample_rate)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
         return data
 
 

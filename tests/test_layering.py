@@ -6,8 +6,8 @@ only runs later. The rules:
 
 - ``schemas`` imports nothing of ours; ``prompts`` (data) only ``schemas``;
 - ``timeline`` only ``schemas`` and ``prompts``;
-- ``tts_adapters`` and ``aligners`` do not import each other (both may use ``schemas`` and the
-  one resampler, ``duplexloom.audio``);
+- ``tts_adapters`` and ``aligners`` do not import each other (both may use ``schemas``, the one
+  resampler ``duplexloom.audio`` and the one local atomic writer ``duplexloom.localfs``);
 - Apache Beam is imported only in ``pipelines/`` and in the one storage module,
   ``duplexloom.storage`` (Beam's FileSystems, so ``qa/`` and ``trainer/`` reach ``gs://`` too);
 - torch is imported nowhere in ``schemas``, ``prompts`` or ``timeline``.
@@ -36,21 +36,22 @@ PACKAGES = (
     "pipelines",
 )
 # Modules of the ``duplexloom`` folder itself, each its own layer.
-ROOT_MODULES = ("storage", "audio", "cli")
+ROOT_MODULES = ("storage", "audio", "localfs", "cli")
 
 # What each layer may import of ours. ``cli`` is the command dispatcher (imports every command).
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "schemas": frozenset(),
     "prompts": frozenset({"schemas"}),
     "timeline": frozenset({"schemas", "prompts"}),
-    "tts_adapters": frozenset({"schemas", "audio"}),
-    "aligners": frozenset({"schemas", "audio"}),
-    "annotators": frozenset({"schemas", "prompts", "timeline"}),
-    "qa": frozenset({"schemas", "prompts", "timeline", "storage"}),
-    "trainer": frozenset({"schemas", "prompts", "timeline", "storage"}),
-    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "audio"}),
+    "tts_adapters": frozenset({"schemas", "audio", "localfs"}),
+    "aligners": frozenset({"schemas", "audio", "localfs"}),
+    "annotators": frozenset({"schemas", "prompts", "timeline", "localfs"}),
+    "qa": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
+    "trainer": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
+    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "audio", "localfs"}),
     "storage": frozenset(),
     "audio": frozenset(),
+    "localfs": frozenset(),
     "cli": frozenset(PACKAGES) | frozenset(ROOT_MODULES),
     "root": frozenset(),  # duplexloom/__init__.py
 }

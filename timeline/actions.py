@@ -17,7 +17,6 @@ or parameters on an action that cannot carry them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -25,13 +24,13 @@ import numpy as np
 from duplexloom.prompts import label_phrases, validate_arguments
 from duplexloom.schemas.action import CONTROL_NAMES, TEXT_NAMES, ActionObject
 from duplexloom.schemas.reject import RejectError
+from duplexloom.schemas.rng import parts_seed
 from duplexloom.schemas.tokens import LABEL_TOKEN_BY_NAME, TOOLCALL_BEGIN, TOOLCALL_END, find_markers
 
 
 def stable_seed(*parts: str) -> int:
-    """A 64-bit seed from strings, identical across processes (unlike ``hash()``)."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    """A 64-bit seed from strings, identical across processes (:func:`.schemas.rng.parts_seed`)."""
+    return parts_seed(*parts)
 
 
 def _no_markers(text: str, what: str) -> None:

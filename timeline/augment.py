@@ -21,10 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from duplexloom.schemas import RejectError, TimedSpan, Utterance
+from duplexloom.schemas.text_units import word_units
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_EN_UNIT = re.compile(r"[A-Za-z0-9\u00c0-\u024f]+(?:['\u2019\-][A-Za-z0-9\u00c0-\u024f]+)*")
-_ZH_UNIT = re.compile(rf"[{_CJK}]|[A-Za-z0-9]+(?:['\u2019][A-Za-z]+)*")
 _CLAUSE_PUNCT = re.compile(r"[,，、;；:：.。!！?？\u2014]")
 
 # Short acknowledgements. The first of each list is the ambiguous one of SPEC section 8: used as a
@@ -49,10 +47,10 @@ class Unit:
 
 
 def units(text: str, lang: str) -> list[Unit]:
-    """Word units of ``text``: English words, or single CJK characters / Latin runs for Chinese."""
-    pattern = _ZH_UNIT if lang == "zh" else _EN_UNIT
+    """Word units of ``text`` (:func:`.schemas.text_units.word_units`: English words, or single
+    CJK characters / Latin runs for Chinese), lower-cased with typographic apostrophes folded."""
     return [
-        Unit(m.group(0).lower().replace("\u2019", "'"), m.start(), m.end()) for m in pattern.finditer(text)
+        Unit(w.text.lower().replace("\u2019", "'"), w.start_char, w.end_char) for w in word_units(text, lang)
     ]
 
 

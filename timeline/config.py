@@ -9,7 +9,6 @@ No reject codes: a bad config is a configuration error (pydantic ``ValidationErr
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import numpy as np
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # The task families (SPEC section 11) are defined once, next to their system prompts.
 from duplexloom.prompts import FAMILIES
+from duplexloom.schemas.rng import seeded_rng
 from duplexloom.schemas.units import CHUNK_MS, DEFAULT_SAMPLE_RATE
 
 # The published mixture (SPEC section 11): pretraining is dominated by duplex dialogue with large
@@ -135,9 +135,8 @@ def bernoulli(p: float) -> str:
 
 
 def session_rng(run_seed: int, session_id: str, stage: str) -> np.random.Generator:
-    """Generator seeded by a stable hash of (run seed, session id, stage) — never Python's hash()."""
-    digest = hashlib.sha256(f"{run_seed}\x1f{session_id}\x1f{stage}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    """Generator seeded by a stable hash of (run seed, session id, stage) (:mod:`.schemas.rng`)."""
+    return seeded_rng(run_seed, session_id, stage)
 
 
 class TimelineConfig(_Frozen):

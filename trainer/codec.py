@@ -13,7 +13,6 @@ Input: a decoded sample (or its assistant log-mel frames). Output: int64 codes `
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from duplexloom.schemas.reject import RejectError
+from duplexloom.schemas.rng import parts_seed
 from duplexloom.timeline.sample_codec import DecodedSample
 
 from .config import CodecConfig, FrontendConfig
@@ -51,8 +51,7 @@ def register_codec(name: str) -> Callable[[type], type]:
 
 def seed_for(*parts: object) -> int:
     """Stable 63-bit seed from parts (never Python's ``hash()``, which changes per process)."""
-    h = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(h, "big") >> 1
+    return parts_seed(*parts) >> 1
 
 
 def kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> np.ndarray:

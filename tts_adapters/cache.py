@@ -18,15 +18,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
+from duplexloom.localfs import write_atomic as _write_atomic
 from duplexloom.schemas import Speaker
 
 from .base import SynthResult, TTSBackend
@@ -123,17 +122,6 @@ def quantize_24(audio: np.ndarray) -> np.ndarray:
     samples as new ones: a run's bytes may not depend on which version filled its cache."""
     scaled = np.rint(np.asarray(audio, dtype=np.float64) * float(1 << 23))
     return (np.clip(scaled, -(1 << 23), (1 << 23) - 1).astype(np.int32)) << 8
-
-
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def audio_sha256(audio: np.ndarray) -> str:

@@ -14,23 +14,15 @@ Reject code: ``no_speaker_for_lang`` (the library has no user or assistant for t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from duplexloom.schemas import RejectError, Speaker
+from duplexloom.schemas.rng import seeded_rng  # its home is schemas/rng.py; still importable here
 
 EMBEDDED_PATH = Path(__file__).parent / "speakers" / "embedded.json"
 STAGE = "speakers"
-
-
-def seeded_rng(run_seed: int, record_id: str, stage: str) -> np.random.Generator:
-    """Generator seeded by a stable hash of (run seed, record id, stage)."""
-    digest = hashlib.sha256(f"{run_seed}\x1f{record_id}\x1f{stage}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 @dataclass(frozen=True)
