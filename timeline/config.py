@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # The task families (SPEC section 11) are defined once, next to their system prompts.
 from duplexloom.prompts import FAMILIES
 from duplexloom.schemas.rng import seeded_rng
-from duplexloom.schemas.units import CHUNK_MS, DEFAULT_SAMPLE_RATE
+from duplexloom.schemas.units import CHUNK_MS, DEFAULT_SAMPLE_RATE, chunk_samples, seconds_to_samples
 
 # The published mixture (SPEC section 11): pretraining is dominated by duplex dialogue with large
 # ASR slices; post-training by interrupt/backchannel/pause plus tool calls.
@@ -210,8 +210,9 @@ class TimelineConfig(_Frozen):
 
     def samples(self, seconds: float) -> int:
         """Seconds -> integer samples at the session rate (edges only)."""
-        return int(round(seconds * self.sample_rate))
+        return seconds_to_samples(seconds, self.sample_rate)
 
     @property
     def chunk_samples(self) -> int:
-        return self.sample_rate * self.chunk_ms // 1000
+        # schemas/units.py defines the chunk length once (and refuses a fractional one)
+        return chunk_samples(self.sample_rate, self.chunk_ms)
