@@ -1,4 +1,8 @@
-"""The aligner interface, its registry, and CTC segmentation over log-probabilities.
+"""The aligner interface and its registry; :class:`CTCAligner.align` composes the CTC steps.
+
+The steps live in their own modules: :mod:`.ctc_path` (ctc-segmentation path search, span
+building), :mod:`.onsets` (word-onset refinement), :mod:`.energy` (word ends, coverage),
+:mod:`.alignment` (the output record). Their public names are re-exported here.
 
 Input: float32 mono waveform, its sample rate, the text and its language (``en``/``zh``).
 Output: :class:`Alignment` — per-word and per-character ``TimedSpan`` (utterance-local samples at
@@ -27,31 +31,66 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from duplexloom.audio import resample
-from duplexloom.schemas import RejectError, TimedSpan
+from duplexloom.schemas import RejectError
 from duplexloom.schemas.reject import MissingDependencyError
 
+# The path search, the span builder and the onset refiners live in their own modules; their
+# names stay importable from here (``from duplexloom.aligners.base import align_frames``).
+from .alignment import Alignment
+from .ctc_path import FramePath, align_frames, spans_from_frames
 from .energy import Coverage, coverage, first_onset, snap_ends_to_speech, speech_mask
+from .onsets import (
+    SNAP_HOP_MS,
+    SNAP_LEAD_MS,
+    SNAP_MAX_BACK_MS,
+    SNAP_MIN_PAUSE_MS,
+    SNAP_MIN_SHIFT_MS,
+    SNAP_REL_DB,
+    head_onsets,
+    offset_key,
+    onset_features,
+    onset_shift,
+    snap_onsets_to_speech,
+)
 from .romanize import UnitTokens, text_to_units
 
+__all__ = [
+    "SILENCE_PEAK",
+    "SNAP_HOP_MS",
+    "SNAP_LEAD_MS",
+    "SNAP_MAX_BACK_MS",
+    "SNAP_MIN_PAUSE_MS",
+    "SNAP_MIN_SHIFT_MS",
+    "SNAP_REL_DB",
+    "SPAN_RULES",
+    "Aligner",
+    "AlignerConfig",
+    "Alignment",
+    "CTCAligner",
+    "Coverage",
+    "FramePath",
+    "UnitTokens",
+    "align_frames",
+    "aligner_class",
+    "available_aligners",
+    "get_aligner",
+    "head_onsets",
+    "model_fingerprint",
+    "offset_key",
+    "onset_features",
+    "onset_shift",
+    "register_aligner",
+    "snap_onsets_to_speech",
+    "spans_from_frames",
+]
+
 SILENCE_PEAK = 1e-4  # float full scale; below this the "audio" is digital silence
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """Word and character spans (utterance-local samples at ``sample_rate``) and a confidence."""
-
-    words: tuple[TimedSpan, ...]
-    chars: tuple[TimedSpan, ...]
-    confidence: float
-    sample_rate: int
-    coverage: Coverage | None = None
 
 
 class AlignerConfig(BaseModel):
@@ -205,220 +244,6 @@ class CTCAligner(Aligner):
             raise RejectError("align_low_confidence", f"{al.confidence:.3f} < {self.config.min_confidence}")
         cov = coverage(audio, sample_rate, [(w.start_samples, w.end_samples) for w in al.words])
         return dataclasses.replace(al, coverage=cov)
-
-
-@dataclass(frozen=True)
-class FramePath:
-    """Result of the path search, in model frames: for each unit, the start frame of each of its
-    labels, and the frame where the blank after the unit begins; per-frame path log-prob."""
-
-    label_starts: list[list[int]]
-    unit_ends: list[int]
-    frame_logp: np.ndarray
-    n_frames: int
-
-
-def align_frames(lp: np.ndarray, units: list[UnitTokens], labels: Sequence[str]) -> FramePath:
-    """Run ctc-segmentation of the units' labels over log-probabilities ``lp``."""
-    import ctc_segmentation as cs
-
-    index = {lab: i for i, lab in enumerate(labels)}
-    token_list = [np.array([index[lab] for lab in u.labels], dtype=np.int64) for u in units]
-    n_states = sum(len(t) for t in token_list) + len(token_list) + 1
-    if n_states > lp.shape[0]:
-        raise RejectError("align_text_too_long", f"{n_states} label states for {lp.shape[0]} audio frames")
-    config = cs.CtcSegmentationParameters()
-    config.char_list = list(labels)
-    config.blank = 0
-    config.index_duration = 1.0  # work in frames; seconds are applied by the caller
-    gt, utt_begin = cs.prepare_token_list(config, token_list)
-    try:
-        timings, char_probs, _ = cs.ctc_segmentation(config, lp.astype(np.float32), gt)
-    except (AssertionError, IndexError) as e:  # the library's ways of saying "no path"
-        raise RejectError("align_failed", str(e)) from e
-    starts: list[list[int]] = []
-    ends: list[int] = []
-    for k, toks in enumerate(token_list):
-        first = utt_begin[k] + 1  # utt_begin points at the blank before the unit
-        starts.append([int(round(timings[first + j])) for j in range(len(toks))])
-        ends.append(int(round(timings[utt_begin[k + 1]])))
-    return FramePath(starts, ends, np.asarray(char_probs, dtype=np.float64), lp.shape[0])
-
-
-def spans_from_frames(
-    path: FramePath,
-    units: list[UnitTokens],
-    *,
-    model_rate: int,
-    out_rate: int,
-    n_samples: int,
-    label_pos: list[list[float]],
-    end_pos: list[float],
-) -> Alignment:
-    """Word and character spans at ``out_rate`` from the onset of every label (``label_pos``) and
-    the end of every word (``end_pos``), both in model-rate samples; ``path`` gives confidences."""
-
-    def to_out(pos: float) -> int:
-        return int(min(max(round(pos * out_rate / model_rate), 0), n_samples))
-
-    word_starts = [to_out(row[0]) for row in label_pos]
-    word_ends = [to_out(e) for e in end_pos]
-    words: list[TimedSpan] = []
-    chars: list[TimedSpan] = []
-    confs: list[float] = []
-    for k, unit in enumerate(units):
-        start = word_starts[k] if not words else max(word_starts[k], words[-1].end_samples)
-        nxt = word_starts[k + 1] if k + 1 < len(units) else n_samples
-        end = min(max(word_ends[k], start + 1), max(nxt, start + 1), n_samples)
-        start = min(start, end)
-        f0 = path.label_starts[k][0]
-        f1 = max(path.unit_ends[k], f0 + 1)
-        conf = float(np.exp(np.mean(path.frame_logp[f0:f1]))) if f1 > f0 else 0.0
-        confs.append(conf)
-        words.append(TimedSpan(text=unit.unit.text, start_samples=start, end_samples=end, confidence=conf))
-        # Characters: each starts at its first label's frame; a character without labels (a hyphen)
-        # is a zero-width span where the next one starts.
-        label_i = 0
-        char_starts: list[int | None] = []
-        for labs in unit.char_labels:
-            if labs:
-                char_starts.append(to_out(label_pos[k][label_i]))
-                label_i += len(labs)
-            else:
-                char_starts.append(None)
-        resolved: list[int] = []
-        nxt_known = end
-        for cst in reversed(char_starts):
-            nxt_known = nxt_known if cst is None else cst
-            resolved.append(nxt_known)
-        resolved.reverse()
-        resolved[0] = start
-        for j, ch in enumerate(unit.chars):
-            c0 = min(max(resolved[j], start), end)
-            c1 = end if j + 1 == len(unit.chars) else min(max(resolved[j + 1], c0), end)
-            chars.append(TimedSpan(text=ch, start_samples=c0, end_samples=c1))
-    confidence = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12))))) if confs else 0.0
-    return Alignment(words=tuple(words), chars=tuple(chars), confidence=confidence, sample_rate=out_rate)
-
-
-SNAP_HOP_MS = 5
-SNAP_MIN_PAUSE_MS = 80  # shorter silences are stop closures inside speech, not pauses
-SNAP_MAX_BACK_MS = 400
-SNAP_REL_DB = -40.0
-SNAP_LEAD_MS = 10  # word onsets sit a little before the energy rise (stop closures, soft attacks)
-SNAP_MIN_SHIFT_MS = 40  # smaller corrections are left to the calibration
-
-
-def snap_onsets_to_speech(label_pos: list[list[float]], audio: np.ndarray, rate: int) -> None:
-    """A word whose first label fires well after a pause starts where the pause ends: CTC spikes of
-    vowel-initial words often come late. Pause = a run of
-    5 ms frames at least 40 dB below the loud frames, >= 80 ms long. Edits ``label_pos`` (model-rate
-    samples) in place, keeping word onsets ordered."""
-    hop = rate * SNAP_HOP_MS // 1000
-    n = audio.size // hop
-    if n < 2:
-        return
-    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1)) + 1e-10
-    db = 20 * np.log10(rms)
-    silent = db < np.percentile(db, 95) + SNAP_REL_DB
-    runs: list[tuple[int, int]] = []  # pauses as [start, end) frames
-    i = 0
-    while i < n:
-        if not silent[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and silent[j]:
-            j += 1
-        if (j - i) * SNAP_HOP_MS >= SNAP_MIN_PAUSE_MS or i == 0:
-            runs.append((i, j))
-        i = j
-    max_back = SNAP_MAX_BACK_MS // SNAP_HOP_MS
-    lead = rate * SNAP_LEAD_MS // 1000
-    min_shift = rate * SNAP_MIN_SHIFT_MS // 1000
-    prev_onset_frame = -1
-    for row in label_pos:
-        f = int(min(max(row[0] // hop, 0), n - 1))
-        # Only a pause that lies wholly after the previous word's onset and ends before this
-        # word's first label can hold this word's true onset.
-        cands = [e for st, e in runs if st > prev_onset_frame and f - max_back <= e <= f]
-        if cands:
-            cand = cands[-1] * hop - lead
-            if row[0] - cand >= min_shift:
-                shift = cand - row[0]
-                row[:] = [p + shift if k == 0 else max(p, cand) for k, p in enumerate(row)]
-        prev_onset_frame = int(row[0] // hop)
-
-
-def head_onsets(
-    prob: np.ndarray,
-    first_frames: Sequence[int],
-    frame_samples: int,
-    *,
-    back_frames: int,
-    min_prob: float,
-    offset_samples: float,
-) -> list[float | None]:
-    """Word onsets (model-rate samples) from the onset head's per-frame probabilities ``prob``.
-
-    Word ``k``'s onset is the most probable frame from ``back_frames`` before its first-label
-    frame up to one after it, later than the previous word's chosen frame and first-label frame
-    (a word cannot start before the one it follows). The peak is refined below a frame with a
-    parabola through the log-probabilities of it and its neighbors (the head was trained on
-    Gaussian bumps, whose log is a parabola), then shifted by ``offset_samples``. None where the
-    window's peak is below ``min_prob``: the caller keeps its own estimate."""
-    n = prob.shape[0]
-    logp = np.log(np.maximum(prob.astype(np.float64), 1e-9))
-    out: list[float | None] = []
-    prev = -1
-    for k, f in enumerate(first_frames):
-        lo = max(f - back_frames, prev + 1, first_frames[k - 1] + 1 if k else 0)
-        hi = min(f + 1, n - 1)
-        if lo > hi:
-            out.append(None)
-            continue
-        t = lo + int(np.argmax(prob[lo : hi + 1]))
-        if prob[t] < min_prob:
-            out.append(None)
-            continue
-        delta = 0.0
-        if 0 < t < n - 1:
-            a, b, c = logp[t - 1], logp[t], logp[t + 1]
-            curv = a - 2 * b + c
-            if curv < 0:
-                delta = float(np.clip(0.5 * (a - c) / curv, -0.5, 0.5))
-        out.append((t + delta) * frame_samples + offset_samples)
-        prev = t
-    return out
-
-
-def onset_features(lp: np.ndarray, frame: int, label_index: int) -> np.ndarray:
-    """Posterior of the word's first label just before, at and after its start frame."""
-    idx = [min(max(frame + d, 0), lp.shape[0] - 1) for d in (-1, 0, 1)]
-    return np.exp(lp[idx, label_index]).astype(np.float64)
-
-
-def offset_key(offsets: dict[str, int], lang: str, labels: list[str]) -> str:
-    for key in (f"{lang}:{''.join(labels[:2])}", f"{lang}:{labels[0]}", lang):
-        if key in offsets:
-            return key
-    return lang
-
-
-def onset_shift(
-    offsets: dict[str, int],
-    refine: dict[str, list[float]],
-    lang: str,
-    labels: list[str],
-    lp: np.ndarray,
-    frame: int,
-    label_list: Sequence[str],
-) -> int:
-    shift = float(offsets.get(offset_key(offsets, lang, labels), 0))
-    if lang in refine:
-        b, *w = refine[lang]
-        shift += b + float(np.dot(w, onset_features(lp, frame, list(label_list).index(labels[0]))))
-    return int(round(shift))
 
 
 _REGISTRY: dict[str, type[Aligner]] = {}

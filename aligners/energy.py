@@ -101,7 +101,7 @@ def snap_ends_to_speech(
     return ends
 
 
-START_LEAD_MS = 10  # as base.SNAP_LEAD_MS: an onset sits a little before the energy rise
+START_LEAD_MS = 10  # as onsets.SNAP_LEAD_MS: an onset sits a little before the energy rise
 
 
 def first_onset(start: float, audio: np.ndarray, rate: int, mask: np.ndarray | None = None) -> float:
@@ -109,7 +109,7 @@ def first_onset(start: float, audio: np.ndarray, rate: int, mask: np.ndarray | N
     or earlier where the utterance's sound begins before it, reached back from the onset without
     crossing a silence of ``END_MAX_GAP_MS`` or more and at most ``END_MAX_OVERHANG_MS`` back
     (vowel-initial words' first spikes come late, and nothing else can own that sound; a pause
-    at the utterance's start is the pause-snap's business, see ``base.snap_onsets_to_speech``)."""
+    at the utterance's start is the pause-snap's business, see ``onsets.snap_onsets_to_speech``)."""
     hop = max(1, rate * HOP_MS // 1000)
     if mask is None:
         mask = speech_mask(audio, rate)

@@ -200,7 +200,7 @@ class Corpus:
 
 ONSET_SIGMA_SAMPLES = 192  # width of the soft onset target (12 ms): sub-frame peaks via log-parabola
 ONSET_LOSS_WEIGHT = 3.0
-# Inference settings of the head (see base.head_onsets), chosen on training-voice utterances
+# Inference settings of the head (see onsets.head_onsets), chosen on training-voice utterances
 # (lowest mean onset error among 3-10 frames back and 0.05-0.4): wider windows let a word take a
 # syllable onset inside the previous word more often than they catch a late vowel spike.
 ONSET_BACK_FRAMES = 3
@@ -366,7 +366,8 @@ def calibrate(
     language, per first label and per first two labels (keys with >= ``min_count`` words), then a
     per-language least-squares correction on the first label's posteriors around that frame; with
     an onset head, the per-language median shift from the head's peak to the native start."""
-    from .base import align_frames, head_onsets, offset_key, onset_features
+    from .ctc_path import align_frames
+    from .onsets import head_onsets, offset_key, onset_features
     from .tiny_model import frame_outputs
 
     corpus = Corpus("train", recipe)

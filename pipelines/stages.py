@@ -49,17 +49,16 @@ def tts_options(cfg: RunConfig) -> dict:
 def validate_stage_configs(cfg: RunConfig) -> None:
     cfg.annotator_config()
     cfg.timeline_config()
-    from duplexloom.aligners.base import _REGISTRY as ALIGNERS
-    from duplexloom.aligners.base import _register_builtins as register_aligners
-    from duplexloom.tts_adapters.base import _REGISTRY as TTS
-    from duplexloom.tts_adapters.base import _register_builtins as register_tts
+    # Public registry accessors only (the registries' dicts are the packages' business).
+    from duplexloom.aligners.base import aligner_class, available_aligners
+    from duplexloom.tts_adapters.base import available_tts, tts_class
 
-    register_tts()
-    if cfg.tts.backend not in TTS:
-        raise KeyError(f"tts.backend {cfg.tts.backend!r} is unknown; known: {sorted(TTS)}")
-    TTS[cfg.tts.backend].config_model(**tts_options(cfg))
+    if cfg.tts.backend not in available_tts():
+        raise KeyError(f"tts.backend {cfg.tts.backend!r} is unknown; known: {available_tts()}")
+    tts_class(cfg.tts.backend).config_model(**tts_options(cfg))
     if cfg.aligner.enabled:
-        register_aligners()
-        if cfg.aligner.backend not in ALIGNERS:
-            raise KeyError(f"aligner.backend {cfg.aligner.backend!r} is unknown; known: {sorted(ALIGNERS)}")
-        ALIGNERS[cfg.aligner.backend].config_model(**cfg.aligner.options)
+        if cfg.aligner.backend not in available_aligners():
+            raise KeyError(
+                f"aligner.backend {cfg.aligner.backend!r} is unknown; known: {available_aligners()}"
+            )
+        aligner_class(cfg.aligner.backend).config_model(**cfg.aligner.options)

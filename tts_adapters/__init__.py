@@ -13,6 +13,7 @@ from .base import (
     available_tts,
     get_tts,
     register_tts,
+    tts_class,
 )
 from .cache import CachedTTS, SynthesisCache, cache_key
 from .resample import resample
@@ -32,4 +33,5 @@ __all__ = [
     "load_library",
     "register_tts",
     "resample",
+    "tts_class",
 ]

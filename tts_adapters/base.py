@@ -98,13 +98,17 @@ def check_requires(name: str, requires: tuple[tuple[str, str], ...]) -> None:
         )
 
 
-def get_tts(name: str, **config: Any) -> TTSBackend:
-    """Build the registered backend ``name`` with ``config`` (validated by its config model)."""
+def tts_class(name: str) -> type[TTSBackend]:
+    """The registered backend class ``name``; ``KeyError`` naming the known ones otherwise."""
     _register_builtins()
-
     if name not in _REGISTRY:
         raise KeyError(f"unknown TTS backend {name!r}; known: {sorted(_REGISTRY)}")
-    cls = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def get_tts(name: str, **config: Any) -> TTSBackend:
+    """Build the registered backend ``name`` with ``config`` (validated by its config model)."""
+    cls = tts_class(name)
     check_requires(name, cls.requires)
     return cls(cls.config_model(**config))
 
