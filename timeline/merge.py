@@ -26,14 +26,14 @@ Reject codes: ``unknown_family``, ``no_turns``, ``no_interruption_text``, ``no_t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Speaker, Timeline, Utterance
-from duplexloom.schemas.annotation import Annotation
+from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
 from duplexloom.schemas.base import Record
 from duplexloom.schemas.utterance import UtteranceKind
 
@@ -194,6 +194,42 @@ def _other_lang(lang: str) -> Lang:
     return "en" if lang == "zh" else "zh"
 
 
+@dataclass
+class _Planning:
+    """The placement state of one session while it is planned: what every planner reads (the
+    annotation, the config, the family, the turns still in play) and appends to (utterances to
+    speak, placements, tool actions; every draw goes through ``rec``, whose order is the order of
+    ``SessionPlan.augmentation``)."""
+
+    annotation: Annotation
+    config: TimelineConfig
+    rec: _Recorder
+    family: str
+    lang: Lang
+    turns: list[AnnotatedTurn]
+    speak: list[PlannedUtterance] = field(default_factory=list)
+    place: list[Placement] = field(default_factory=list)
+    actions: list[PlannedAction] = field(default_factory=list)
+
+    def is_request(self, i: int) -> bool:
+        """A user turn whose every action is a backchannel_action is a request spoken over the
+        previous assistant turn (the assistant keeps talking), not a turn of its own."""
+        t = self.turns[i]
+        return (
+            t.role == "user"
+            and bool(t.actions)
+            and all(a.pattern == "backchannel_action" for a in t.actions)
+            and i > 0
+            and self.turns[i - 1].role == "assistant"
+        )
+
+    def request_hosts(self) -> set[int]:
+        return {i - 1 for i in range(len(self.turns)) if self.is_request(i)}
+
+    def assistant_turns(self) -> list[int]:
+        return [i for i, t in enumerate(self.turns) if t.role == "assistant"]
+
+
 def plan_session(
     annotation: Annotation,
     config: TimelineConfig,
@@ -201,50 +237,70 @@ def plan_session(
     session_id: str | None = None,
     library: SpeakerLibrary | None = None,
 ) -> SessionPlan:
-    """Decide family, speakers, texts to speak and every random draw of one session."""
-    from duplexloom.prompts import validate_arguments
+    """Decide family, speakers, texts to speak and every random draw of one session.
 
+    One planner per augmentation chooses where it applies (barge-in, backchannels, pauses), then
+    :func:`_lay_out_turns` walks the turns and places every utterance."""
     sid = session_id or annotation.seed_id
     lang: Lang = annotation.lang
     family = choose_family(annotation.family, config, run_seed, sid)
     user_spk, asst_spk = pick_speakers(run_seed, sid, lang, library)
     rec = _Recorder(run_seed, sid)
     rec.record("family", family)
-    turns = list(annotation.turns)
-    if not turns:
+    if not annotation.turns:
         raise RejectError("no_turns", "annotation has no turns")
-
-    # A user turn whose every action is a backchannel_action is a request spoken over the previous
-    # assistant turn (the assistant keeps talking), not a turn of its own.
-    def is_request(i: int) -> bool:
-        t = turns[i]
-        return (
-            t.role == "user"
-            and bool(t.actions)
-            and all(a.pattern == "backchannel_action" for a in t.actions)
-            and i > 0
-            and turns[i - 1].role == "assistant"
-        )
-
-    request_hosts = {i - 1 for i in range(len(turns)) if is_request(i)}
-    assistant_idx = [i for i, t in enumerate(turns) if t.role == "assistant"]
-
-    if family == "toolcall" and not any(t.actions for t in turns):
+    st = _Planning(annotation, config, rec, family, lang, list(annotation.turns))
+    # Over all annotated turns, before a barge-in cuts the later ones (the backchannel planner then
+    # skips turns past the cut).
+    request_hosts = st.request_hosts()
+    assistant_idx = st.assistant_turns()
+    if family == "toolcall" and not any(t.actions for t in st.turns):
         raise RejectError("no_tool_actions", "toolcall family needs at least one annotated tool call")
 
-    # --- barge-in: each assistant turn with probability barge_in_prob; the first hit ends the seed's
-    # turns (the assistant then answers the interruption). Only turns long enough to still be
-    # speaking when the interruption's anchor is heard can host it (estimated from the text).
+    interrupted, first_interruption = _choose_barge_in(st, assistant_idx, request_hosts)
+    backchannel_at = _choose_backchannels(st, assistant_idx, request_hosts, interrupted)
+    pause_split = _choose_pauses(st)
+    lead_in, tail = _lay_out_turns(st, interrupted, first_interruption, backchannel_at, pause_split)
+
+    return SessionPlan(
+        session_id=sid,
+        seed_id=annotation.seed_id,
+        run_seed=run_seed,
+        family=family,
+        lang=lang,
+        system_prompt=family_system_prompt(family, lang, asst_spk.display_name),
+        user_speaker_id=user_spk.id,
+        assistant_speaker_id=asst_spk.id,
+        assistant_name=asst_spk.display_name,
+        utterances_to_speak=tuple(st.speak),
+        placements=tuple(st.place),
+        actions=tuple(st.actions),
+        lead_in_s=lead_in,
+        tail_s=tail,
+        augmentation=tuple(rec.params),
+    )
+
+
+def _choose_barge_in(
+    st: _Planning, assistant_idx: list[int], request_hosts: set[int]
+) -> tuple[int | None, int]:
+    """``(interrupted assistant turn or None, index of the first interruption text)``.
+
+    Each assistant turn is barged in on with probability ``barge_in_prob``; the first hit ends the
+    seed's turns (the assistant then answers the interruption: ``st.turns`` is cut after it). Only
+    turns long enough to still be speaking when the interruption's anchor is heard can host it
+    (estimated from the text)."""
+    ann, config, rec, family, lang, turns = st.annotation, st.config, st.rec, st.family, st.lang, st.turns
     interrupted: int | None = None
     first_interruption = 0
     if family in config.barge_in_families:
-        if not annotation.interruptions:
+        if not ann.interruptions:
             if family == "interrupt":
                 raise RejectError("no_interruption_text", "interrupt family needs annotated interruptions")
         else:
 
             def need(k: int) -> float:
-                anchor = aug.interrupt_anchor(annotation.interruptions[k], lang)
+                anchor = aug.interrupt_anchor(ann.interruptions[k], lang)
                 ack = aug.ACK_PHRASES[lang][0] + " "  # the hard case may prefix it
                 return (
                     _speech_estimate_s(ack + anchor, lang)
@@ -257,8 +313,8 @@ def plan_session(
                 (_speech_estimate_s(turns[i].text, lang) for i in assistant_idx if i not in request_hosts),
                 default=0.0,
             )
-            usable = [k for k in range(len(annotation.interruptions)) if need(k) <= longest]
-            usable = usable or list(range(len(annotation.interruptions)))
+            usable = [k for k in range(len(ann.interruptions)) if need(k) <= longest]
+            usable = usable or list(range(len(ann.interruptions)))
             first_interruption = usable[int(rec.rng("interrupt").integers(len(usable)))]
             eligible = [
                 i
@@ -279,14 +335,21 @@ def plan_session(
     if family == "interrupt" and interrupted is None:
         raise RejectError("no_overlay_host", "interrupt family: no assistant turn to interrupt")
     if interrupted is not None:
-        turns = turns[: interrupted + 1]  # the barge-in takes the floor; later turns no longer apply
-        rec.record("turns_dropped_after_interrupt", len(annotation.turns) - len(turns))
+        st.turns = turns[: interrupted + 1]  # the barge-in takes the floor; later turns no longer apply
+        rec.record("turns_dropped_after_interrupt", len(ann.turns) - len(st.turns))
+    return interrupted, first_interruption
 
-    # --- backchannels: per assistant turn that hosts nothing else.
+
+def _choose_backchannels(
+    st: _Planning, assistant_idx: list[int], request_hosts: set[int], interrupted: int | None
+) -> list[int]:
+    """Assistant turns the user backchannels over: each that hosts nothing else, with
+    ``backchannel_prob`` (one forced for the backchannel family when none was drawn)."""
+    config, rec, family = st.config, st.rec, st.family
     backchannel_at: list[int] = []
     if family in config.backchannel_families:
         eligible = [
-            i for i in assistant_idx if i < len(turns) and i not in request_hosts and i != interrupted
+            i for i in assistant_idx if i < len(st.turns) and i not in request_hosts and i != interrupted
         ]
         for i in eligible:
             if rec.coin("backchannel", "backchannel", config.backchannel_prob, f"a{i}"):
@@ -296,22 +359,29 @@ def plan_session(
             rec.record("backchannel_forced", True, f"a{backchannel_at[0]}")
         if family == "backchannel" and not backchannel_at:
             raise RejectError("no_overlay_host", "backchannel family: no assistant turn to speak over")
+    return backchannel_at
 
-    # --- pauses: per user floor turn with a split point that keeps every anchor in one piece.
-    def forbidden_spans(i: int) -> list[tuple[int, int]]:
-        spans = []
-        for a in turns[i].actions:
-            s = aug.anchor_in_text(turns[i].text, a.anchor, lang)
-            if s is None:
-                raise RejectError(
-                    "anchor_not_in_text", f"turn {i}: anchor {a.anchor!r} not in {turns[i].text!r}"
-                )
-            spans.append(s)
-        return spans
 
+def _anchor_spans(st: _Planning, i: int) -> list[tuple[int, int]]:
+    """Character spans of turn ``i``'s action anchors (a pause may not split one)."""
+    turn = st.turns[i]
+    spans = []
+    for a in turn.actions:
+        s = aug.anchor_in_text(turn.text, a.anchor, st.lang)
+        if s is None:
+            raise RejectError("anchor_not_in_text", f"turn {i}: anchor {a.anchor!r} not in {turn.text!r}")
+        spans.append(s)
+    return spans
+
+
+def _choose_pauses(st: _Planning) -> dict[int, int]:
+    """``{user floor turn: split character}``: each user floor turn with a split point that keeps
+    every anchor in one piece pauses with ``pause_prob`` (one forced for the pause family)."""
+    config, rec, family, lang, turns = st.config, st.rec, st.family, st.lang, st.turns
     pause_split: dict[int, int] = {}
-    user_floor = [i for i, t in enumerate(turns) if t.role == "user" and not is_request(i)]
-    splittable = {i: aug.split_candidates(turns[i].text, lang, forbidden_spans(i)) for i in user_floor}
+    user_floor = [i for i, t in enumerate(turns) if t.role == "user" and not st.is_request(i)]
+    # every floor turn's anchors are checked, whatever the family (anchor_not_in_text)
+    splittable = {i: aug.split_candidates(turns[i].text, lang, _anchor_spans(st, i)) for i in user_floor}
     if family in config.pause_families:
         for i in user_floor:
             if splittable[i] and rec.coin("pause", "pause", config.pause_prob, f"u{i}"):
@@ -323,11 +393,19 @@ def plan_session(
             i = cands[0]
             pause_split[i] = splittable[i][int(rec.rng("pause").integers(len(splittable[i])))]
             rec.record("pause_forced", True, f"u{i}")
+    return pause_split
 
-    # --- walk the turns in order and lay out utterances + placements.
-    speak: list[PlannedUtterance] = []
-    place: list[Placement] = []
-    actions: list[PlannedAction] = []
+
+def _lay_out_turns(
+    st: _Planning,
+    interrupted: int | None,
+    first_interruption: int,
+    backchannel_at: list[int],
+    pause_split: dict[int, int],
+) -> tuple[float, float]:
+    """Walk the turns in order and lay out utterances and placements (the overlays chosen above
+    go with their host turn); returns ``(lead_in_s, tail_s)``."""
+    config, rec, family, lang, turns = st.config, st.rec, st.family, st.lang, st.turns
     lead_in = rec.draw("merge", "lead_in_s", config.lead_in_s)
     tail = rec.draw("merge", "tail_s", config.tail_s)
     prev_role: str | None = None
@@ -337,136 +415,135 @@ def plan_session(
             if family == "interpret" and i > 0 and turns[i - 1].translation:
                 text, a_lang = turns[i - 1].translation or text, _other_lang(lang)
             uid = f"a{i}"
-            speak.append(PlannedUtterance(id=uid, speaker="assistant", lang=a_lang, text=text, turn_index=i))
+            st.speak.append(
+                PlannedUtterance(id=uid, speaker="assistant", lang=a_lang, text=text, turn_index=i)
+            )
             if prev_role is None:
                 gap = lead_in
             elif prev_role == "user":
                 gap = rec.draw("merge", "response_gap_s", config.response_gap_s, uid)
             else:
                 gap = rec.draw("merge", "inter_turn_gap_s", config.inter_turn_gap_s, uid)
-            place.append(Placement(utterance_id=uid, gap_s=gap))
+            st.place.append(Placement(utterance_id=uid, gap_s=gap))
             prev_role = "assistant"
             if i in backchannel_at:
-                _plan_backchannel(rec, annotation, config, i, speak, place)
+                _plan_backchannel(st, i)
             if i == interrupted:
-                _plan_barge_in(rec, annotation, config, i, first_interruption, speak, place)
+                _plan_barge_in(st, i, first_interruption)
             continue
-
-        # user turn
-        if is_request(i):
-            uid = f"u{i}"
-            speak.append(
-                PlannedUtterance(id=uid, speaker="user", lang=lang, text=t.text, kind="request", turn_index=i)
-            )
-            pos = rec.draw("request", "request_position", config.request_position, uid)
-            place.append(Placement(utterance_id=uid, mode="request", host_id=f"a{i - 1}", position=pos))
-            pieces = [(uid, t.text)]
+        if st.is_request(i):
+            pieces = _plan_request(st, i)
         else:
             gap = (
                 lead_in
                 if prev_role is None
                 else rec.draw("merge", "inter_turn_gap_s", config.inter_turn_gap_s, f"u{i}")
             )
-            if i in pause_split:
-                first, second = aug.split_text(t.text, lang, pause_split[i])
-                p1, p2 = f"u{i}.1", f"u{i}.2"
-                pieces = [(p1, first), (p2, second)]
-                pause = rec.draw("pause", "pause_s", config.pause_s, f"u{i}")
-                speak.append(PlannedUtterance(id=p1, speaker="user", lang=lang, text=first, turn_index=i))
-                place.append(Placement(utterance_id=p1, gap_s=gap))
-                fillers = list(annotation.fillers) or list(aug.FILLERS[lang])
-                if rec.coin("pause", "filler", config.filler_prob, f"u{i}"):
-                    fid = f"u{i}.filler"
-                    ftext = rec.choice("pause", "filler_text", fillers, fid)
-                    pre = round(pause * rec.draw("pause", "filler_split", config.filler_split, fid), 6)
-                    speak.append(
-                        PlannedUtterance(
-                            id=fid, speaker="user", lang=lang, text=ftext, kind="filler", turn_index=i
-                        )
-                    )
-                    place.append(Placement(utterance_id=fid, gap_s=pre))
-                    post = round(pause - pre, 6)
-                else:
-                    post = pause
-                speak.append(PlannedUtterance(id=p2, speaker="user", lang=lang, text=second, turn_index=i))
-                place.append(
-                    Placement(
-                        utterance_id=p2,
-                        gap_s=post,
-                        label="response",
-                        label_text=_label_text(rec, "response", lang, p2),
-                    )
-                )
-            else:
-                uid = f"u{i}"
-                pieces = [(uid, t.text)]
-                speak.append(PlannedUtterance(id=uid, speaker="user", lang=lang, text=t.text, turn_index=i))
-                place.append(
-                    Placement(
-                        utterance_id=uid,
-                        gap_s=gap,
-                        label="response",
-                        label_text=_label_text(rec, "response", lang, uid),
-                    )
-                )
+            pieces = _plan_user_turn(st, i, gap, pause_split.get(i))
             prev_role = "user"
+        _plan_tool_calls(st, i, pieces)
+    return lead_in, tail
 
-        # tool calls of this user turn, each tied to the piece holding its anchor, in annotation order
-        last_pos = (-1, -1)
-        for k, a in enumerate(t.actions):
-            validate_arguments(a.name, a.parameters)
-            holder = None
-            for piece_idx, (pid, ptext) in enumerate(pieces):
-                span = aug.anchor_in_text(ptext, a.anchor, lang)
-                if span is not None:
-                    holder = (pid, (piece_idx, span[1]))
-                    break
-            if holder is None:
-                raise RejectError("anchor_not_in_text", f"turn {i}: anchor {a.anchor!r} not in {t.text!r}")
-            if holder[1] < last_pos:
-                raise RejectError(
-                    "anchor_order", f"turn {i}: action {a.name} is anchored before the previous one"
-                )
-            last_pos = holder[1]
-            aid = f"tool{i}.{k}"
-            delay = rec.draw("tool", "tool_trigger_delay_s", config.tool_trigger_delay_s, aid)
-            actions.append(
-                PlannedAction(
-                    id=aid,
-                    name=a.name,
-                    planning=a.planning,
-                    parameters=dict(a.parameters),
-                    anchor=a.anchor,
-                    utterance_id=holder[0],
-                    pattern=a.pattern,
-                    delay_s=delay,
-                    provenance=f"annotation:{annotation.provenance.get('actions', 'annotator')}:{a.pattern}",
-                )
-            )
 
-    return SessionPlan(
-        session_id=sid,
-        seed_id=annotation.seed_id,
-        run_seed=run_seed,
-        family=family,
-        lang=lang,
-        system_prompt=family_system_prompt(family, lang, asst_spk.display_name),
-        user_speaker_id=user_spk.id,
-        assistant_speaker_id=asst_spk.id,
-        assistant_name=asst_spk.display_name,
-        utterances_to_speak=tuple(speak),
-        placements=tuple(place),
-        actions=tuple(actions),
-        lead_in_s=lead_in,
-        tail_s=tail,
-        augmentation=tuple(rec.params),
+def _plan_request(st: _Planning, i: int) -> list[tuple[str, str]]:
+    """User turn ``i`` spoken over the assistant turn before it; returns its one piece."""
+    t, uid = st.turns[i], f"u{i}"
+    st.speak.append(
+        PlannedUtterance(id=uid, speaker="user", lang=st.lang, text=t.text, kind="request", turn_index=i)
     )
+    pos = st.rec.draw("request", "request_position", st.config.request_position, uid)
+    st.place.append(Placement(utterance_id=uid, mode="request", host_id=f"a{i - 1}", position=pos))
+    return [(uid, t.text)]
 
 
-def _plan_backchannel(
-    rec: _Recorder, ann: Annotation, config: TimelineConfig, i: int, speak: list, place: list
-) -> None:
-    lang = ann.lang
+def _plan_user_turn(st: _Planning, i: int, gap: float, split: int | None) -> list[tuple[str, str]]:
+    """User floor turn ``i`` after ``gap`` seconds: whole, or split at character ``split`` into
+    two pieces around a pause (with a filler in it with ``filler_prob``). Returns the pieces
+    ``(utterance id, text)`` in order; the last one carries the ``response`` label."""
+    config, rec, lang, t = st.config, st.rec, st.lang, st.turns[i]
+    if split is None:
+        uid = f"u{i}"
+        st.speak.append(PlannedUtterance(id=uid, speaker="user", lang=lang, text=t.text, turn_index=i))
+        st.place.append(
+            Placement(
+                utterance_id=uid,
+                gap_s=gap,
+                label="response",
+                label_text=_label_text(rec, "response", lang, uid),
+            )
+        )
+        return [(uid, t.text)]
+    first, second = aug.split_text(t.text, lang, split)
+    p1, p2 = f"u{i}.1", f"u{i}.2"
+    pause = rec.draw("pause", "pause_s", config.pause_s, f"u{i}")
+    st.speak.append(PlannedUtterance(id=p1, speaker="user", lang=lang, text=first, turn_index=i))
+    st.place.append(Placement(utterance_id=p1, gap_s=gap))
+    fillers = list(st.annotation.fillers) or list(aug.FILLERS[lang])
+    if rec.coin("pause", "filler", config.filler_prob, f"u{i}"):
+        fid = f"u{i}.filler"
+        ftext = rec.choice("pause", "filler_text", fillers, fid)
+        pre = round(pause * rec.draw("pause", "filler_split", config.filler_split, fid), 6)
+        st.speak.append(
+            PlannedUtterance(id=fid, speaker="user", lang=lang, text=ftext, kind="filler", turn_index=i)
+        )
+        st.place.append(Placement(utterance_id=fid, gap_s=pre))
+        post = round(pause - pre, 6)
+    else:
+        post = pause
+    st.speak.append(PlannedUtterance(id=p2, speaker="user", lang=lang, text=second, turn_index=i))
+    st.place.append(
+        Placement(
+            utterance_id=p2,
+            gap_s=post,
+            label="response",
+            label_text=_label_text(rec, "response", lang, p2),
+        )
+    )
+    return [(p1, first), (p2, second)]
+
+
+def _plan_tool_calls(st: _Planning, i: int, pieces: list[tuple[str, str]]) -> None:
+    """Tool calls of user turn ``i``, each tied to the piece holding its anchor, in annotation
+    order (an anchor before the previous one is ``anchor_order``)."""
+    from duplexloom.prompts import validate_arguments
+
+    t, lang = st.turns[i], st.lang
+    last_pos = (-1, -1)
+    for k, a in enumerate(t.actions):
+        validate_arguments(a.name, a.parameters)
+        holder = None
+        for piece_idx, (pid, ptext) in enumerate(pieces):
+            span = aug.anchor_in_text(ptext, a.anchor, lang)
+            if span is not None:
+                holder = (pid, (piece_idx, span[1]))
+                break
+        if holder is None:
+            raise RejectError("anchor_not_in_text", f"turn {i}: anchor {a.anchor!r} not in {t.text!r}")
+        if holder[1] < last_pos:
+            raise RejectError(
+                "anchor_order", f"turn {i}: action {a.name} is anchored before the previous one"
+            )
+        last_pos = holder[1]
+        aid = f"tool{i}.{k}"
+        delay = st.rec.draw("tool", "tool_trigger_delay_s", st.config.tool_trigger_delay_s, aid)
+        st.actions.append(
+            PlannedAction(
+                id=aid,
+                name=a.name,
+                planning=a.planning,
+                parameters=dict(a.parameters),
+                anchor=a.anchor,
+                utterance_id=holder[0],
+                pattern=a.pattern,
+                delay_s=delay,
+                provenance=f"annotation:{st.annotation.provenance.get('actions', 'annotator')}:{a.pattern}",
+            )
+        )
+
+
+def _plan_backchannel(st: _Planning, i: int) -> None:
+    """The user backchannels over assistant turn ``a{i}``."""
+    ann, config, rec, lang = st.annotation, st.config, st.rec, st.lang
     bid = f"bc{i}"
     if rec.coin("backchannel", "ambiguous_ack", config.ambiguous_ack_prob, bid):
         text = aug.ACK_PHRASES[lang][0]
@@ -474,12 +551,12 @@ def _plan_backchannel(
         text = rec.choice(
             "backchannel", "backchannel_text", list(ann.backchannels) or list(aug.ACK_PHRASES[lang]), bid
         )
-    speak.append(
+    st.speak.append(
         PlannedUtterance(id=bid, speaker="user", lang=lang, text=text, kind="backchannel", turn_index=i)
     )
     pos = rec.draw("backchannel", "backchannel_position", config.backchannel_position, bid)
     gap = rec.draw("backchannel", "backchannel_gap_s", config.backchannel_gap_s, bid)
-    place.append(
+    st.place.append(
         Placement(
             utterance_id=bid,
             mode="backchannel",
@@ -512,19 +589,11 @@ def _speech_estimate_s(text: str, lang: str) -> float:
     return len(aug.norm_units(text, lang)) * _SECONDS_PER_UNIT[lang]
 
 
-def _plan_barge_in(
-    rec: _Recorder,
-    ann: Annotation,
-    config: TimelineConfig,
-    i: int,
-    first: int,
-    speak: list,
-    place: list,
-) -> None:
+def _plan_barge_in(st: _Planning, i: int, first: int) -> None:
     """The user barges in on assistant turn ``a{i}``; the assistant yields and answers the new
     thought (``r{i}``). Each reply is barged in again with ``barge_in_prob`` while unused
     interruptions remain (SPEC 12: every further assistant turn, probability 0.5)."""
-    lang = ann.lang
+    ann, config, rec, lang, speak, place = st.annotation, st.config, st.rec, st.lang, st.speak, st.place
     n = len(ann.interruptions)
     host = f"a{i}"
     for k in range(n):
