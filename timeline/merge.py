@@ -644,6 +644,65 @@ def _plan_barge_in(st: _Planning, i: int, first: int) -> None:
 # ---- building --------------------------------------------------------------------------------
 
 
+@dataclass
+class _Placing:
+    """The placement state of one session while it is built: the clips placed so far on the
+    session clock (``placed``/``audio``, in placement ``order``), the derived values recorded for
+    ``Timeline.augmentation`` (``params``, appended in order) and the clips' own-clock utterances."""
+
+    plan: SessionPlan
+    clips: dict[str, Clip]
+    config: TimelineConfig
+    params: list[AugmentationParam]
+    placed: dict[str, Utterance] = field(default_factory=dict)
+    audio: dict[str, np.ndarray] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    _local: dict[str, Utterance] = field(default_factory=dict)
+
+    def local_utt(self, uid: str) -> Utterance:
+        """Clip ``uid``'s utterance (clip clock) with word ends moved to the end of their sound."""
+        if uid not in self._local:
+            self._local[uid] = cover_sound(
+                self.clips[uid].utterance, self.clips[uid].audio, self.config.sample_rate
+            )
+        return self._local[uid]
+
+    def put(self, uid: str, onset: int) -> Utterance:
+        """Place clip ``uid`` so that its first word starts at ``onset`` (leading silence before it)."""
+        plan = self.plan
+        pu = plan.utterance(uid)
+        a = np.asarray(self.clips[uid].audio, dtype=np.float32)
+        loc = self.local_utt(uid)
+        start = max(0, onset - aug.speech_start(loc))
+        utt = aug.shift_utterance(loc, start, int(a.shape[0])).model_copy(
+            update={
+                "id": uid,
+                "speaker": pu.speaker,
+                "speaker_id": plan.user_speaker_id if pu.speaker == "user" else plan.assistant_speaker_id,
+                "lang": pu.lang,
+                "kind": pu.kind,
+                "turn_index": pu.turn_index,
+            }
+        )
+        self.placed[uid], self.audio[uid] = utt, a
+        self.order.append(uid)
+        return utt
+
+    def derive(self, name: str, value: Any, target: str) -> None:
+        """Record a value that placement derived (not drawn) for utterance ``target``."""
+        self.params.append(AugmentationParam(name=name, value=value, distribution="derived", target=target))
+
+    def cut(self, host: Utterance, cut: int) -> None:
+        """Cut the placed ``host`` at session sample ``cut`` (its words and its audio, faded)."""
+        config = self.config
+        self.placed[host.id] = aug.cut_utterance(host, cut)
+        self.audio[host.id] = aug.cut_audio(
+            self.audio[host.id],
+            cut - host.audio_start_samples,
+            int(config.fade_ms * config.sample_rate / 1000),
+        )
+
+
 def build_session(
     plan: SessionPlan, clips: dict[str, Clip], config: TimelineConfig, run_seed: int
 ) -> BuiltSession:
@@ -663,59 +722,23 @@ def build_session(
         if clip.audio.ndim != 1:
             raise RejectError("clip_rate_mismatch", f"clip {u.id} is not mono")
 
-    placed: dict[str, Utterance] = {}
-    audio: dict[str, np.ndarray] = {}
-    order: list[str] = []
-    params: list[AugmentationParam] = list(plan.augmentation)
+    st = _Placing(plan, clips, config, params=list(plan.augmentation))
     actions: list[ActionObject] = []
     floor_end = 0
 
-    local: dict[str, Utterance] = {}
-
-    def local_utt(uid: str) -> Utterance:
-        """Clip ``uid``'s utterance (clip clock) with word ends moved to the end of their sound."""
-        if uid not in local:
-            local[uid] = cover_sound(clips[uid].utterance, clips[uid].audio, sr)
-        return local[uid]
-
-    def put(uid: str, onset: int) -> Utterance:
-        """Place clip ``uid`` so that its first word starts at ``onset`` (leading silence before it)."""
-        pu = plan.utterance(uid)
-        clip = clips[uid]
-        a = np.asarray(clip.audio, dtype=np.float32)
-        loc = local_utt(uid)
-        start = max(0, onset - aug.speech_start(loc))
-        utt = aug.shift_utterance(loc, start, int(a.shape[0])).model_copy(
-            update={
-                "id": uid,
-                "speaker": pu.speaker,
-                "speaker_id": plan.user_speaker_id if pu.speaker == "user" else plan.assistant_speaker_id,
-                "lang": pu.lang,
-                "kind": pu.kind,
-                "turn_index": pu.turn_index,
-            }
-        )
-        placed[uid], audio[uid] = utt, a
-        order.append(uid)
-        return utt
-
     for p in plan.placements:
         if p.mode == "floor":
-            start = (config.samples(plan.lead_in_s) if not order else floor_end) + (
-                0 if not order else config.samples(p.gap_s)
+            start = (config.samples(plan.lead_in_s) if not st.order else floor_end) + (
+                0 if not st.order else config.samples(p.gap_s)
             )
-            utt = put(p.utterance_id, start)
+            utt = st.put(p.utterance_id, start)
         else:
-            host = placed.get(p.host_id or "")
+            host = st.placed.get(p.host_id or "")
             if host is None:
                 raise ValueError(f"placement {p.utterance_id}: host {p.host_id} not placed before it")
-            utt = _place_overlay(p, host, config, put, local_utt, audio, placed, params)
+            utt = _OVERLAY_PLACERS[p.mode](st, p, host)
             if utt is None:  # a follow-up barge-in that does not fit: the chain ends here
-                params.append(
-                    AugmentationParam(
-                        name="barge_in_chain_ended", value=True, distribution="derived", target=p.utterance_id
-                    )
-                )
+                st.derive("barge_in_chain_ended", True, p.utterance_id)
                 break
         # Gaps run from the end of speech, not of the clip: TTS clips carry trailing silence.
         floor_end = max(floor_end, aug.speech_end(utt))
@@ -731,7 +754,7 @@ def build_session(
             actions.append(_label(end, "response", aug.speech_end(utt), utt.id))
 
     for pa in plan.actions:
-        utt = placed[pa.utterance_id]
+        utt = st.placed[pa.utterance_id]
         t = aug.anchor_end_samples(utt, pa.anchor) + config.samples(pa.delay_s)
         actions.append(
             ActionObject(
@@ -746,20 +769,20 @@ def build_session(
             )
         )
 
-    end = max((u.audio_end_samples for u in placed.values()), default=0) + config.samples(plan.tail_s)
+    end = max((u.audio_end_samples for u in st.placed.values()), default=0) + config.samples(plan.tail_s)
     chunk = config.chunk_samples
     duration = -(-end // chunk) * chunk
     tracks = {"user": np.zeros(duration, np.float32), "assistant": np.zeros(duration, np.float32)}
-    for uid in order:
-        u = placed[uid]
-        a = audio[uid]
+    for uid in st.order:
+        u = st.placed[uid]
+        a = st.audio[uid]
         tracks[u.speaker][u.audio_start_samples : u.audio_start_samples + a.shape[0]] += a
     for tr in tracks.values():
         # Overlapping user clips may sum over full scale; minimum/maximum in place beat np.clip here.
         np.minimum(tr, 1.0, out=tr)
         np.maximum(tr, -1.0, out=tr)
 
-    utterances = tuple(sorted(placed.values(), key=lambda u: (u.audio_start_samples, u.id)))
+    utterances = tuple(sorted(st.placed.values(), key=lambda u: (u.audio_start_samples, u.id)))
     timeline = Timeline(
         session_id=plan.session_id,
         sample_rate=sr,
@@ -768,7 +791,7 @@ def build_session(
         lang=plan.lang,
         utterances=utterances,
         actions=tuple(sorted(actions, key=lambda a: (a.offset_samples, a.id))),
-        augmentation=tuple(params),
+        augmentation=tuple(st.params),
     )
     violations = check_timing(timeline, config, tracks["assistant"])
     if violations:
@@ -788,69 +811,58 @@ def _label(p: Placement, name: str, t: int, uid: str, anchor: str | None = None)
     )
 
 
-def _place_overlay(
-    p: Placement,
-    host: Utterance,
-    config: TimelineConfig,
-    put: Callable[[str, int], Utterance],
-    local_utt: Callable[[str], Utterance],
-    audio: dict[str, np.ndarray],
-    placed: dict[str, Utterance],
-    params: list[AugmentationParam],
-) -> Utterance | None:
-    """Place a barge-in, backchannel or request over the assistant utterance ``host``.
-
-    ``put`` places a clip at an onset; ``local_utt`` gives a clip's utterance on its own clock; a
-    barge-in replaces the host's entry in ``placed``/``audio`` by its cut version and appends the
-    derived values to ``params``. ``None``: a follow-up barge-in that does not fit its host.
-    """
+def _place_backchannel(st: _Placing, p: Placement, host: Utterance) -> Utterance:
+    """A backchannel over ``host``: after a word boundary near ``position``, leaving the host
+    enough speech after the feedback's end."""
+    config = st.config
     h_start, h_end = aug.speech_start(host), aug.speech_end(host)
-    if p.mode == "backchannel":
-        n = len(host.words)
-        if n == 0:
-            start = h_start + int((h_end - h_start) * (p.position or 0.0))
-        else:
-            # After a word boundary, leaving the assistant a few more words to keep speaking -- and
-            # speaking past the feedback's end (SPEC 8: it keeps speaking its plan over it).
-            k = min(int((p.position or 0.0) * n), max(0, n - 1 - config.backchannel_min_words_after))
-            fb = local_utt(p.utterance_id)
-            need = aug.speech_end(fb) - aug.speech_start(fb) + config.samples(config.backchannel_host_after_s)
-            gap = config.samples(p.gap_s)
-            while k > 0 and h_end - (host.words[k].end_samples + gap) < need:
-                k -= 1
-            if h_end - (host.words[k].end_samples + gap) < need:
-                raise RejectError(
-                    "backchannel_host_too_short",
-                    f"{host.id} has {(h_end - host.words[0].end_samples) / config.sample_rate:.2f} s after its "
-                    f"first word, the feedback {p.utterance_id} needs {need / config.sample_rate:.2f} s",
-                )
-            start = host.words[k].end_samples + gap
-            params.append(
-                AugmentationParam(
-                    name="backchannel_after_word", value=k, distribution="derived", target=p.utterance_id
-                )
-            )
-        return put(p.utterance_id, start)
-    if p.mode == "request":
+    n = len(host.words)
+    if n == 0:
         start = h_start + int((h_end - h_start) * (p.position or 0.0))
-        return put(p.utterance_id, start)
-    # barge_in (SPEC 8): the user starts at a fraction of the host's speech; <interrupt> sits at the
-    # end of the semantic anchor; the host speaks through the label's chunk and stops stop_delay
-    # after that chunk starts (1-3 chunks later), and still had at least min_host_tail_s to say.
+    else:
+        # After a word boundary, leaving the assistant a few more words to keep speaking -- and
+        # speaking past the feedback's end (SPEC 8: it keeps speaking its plan over it).
+        k = min(int((p.position or 0.0) * n), max(0, n - 1 - config.backchannel_min_words_after))
+        fb = st.local_utt(p.utterance_id)
+        need = aug.speech_end(fb) - aug.speech_start(fb) + config.samples(config.backchannel_host_after_s)
+        gap = config.samples(p.gap_s)
+        while k > 0 and h_end - (host.words[k].end_samples + gap) < need:
+            k -= 1
+        if h_end - (host.words[k].end_samples + gap) < need:
+            raise RejectError(
+                "backchannel_host_too_short",
+                f"{host.id} has {(h_end - host.words[0].end_samples) / config.sample_rate:.2f} s after its "
+                f"first word, the feedback {p.utterance_id} needs {need / config.sample_rate:.2f} s",
+            )
+        start = host.words[k].end_samples + gap
+        st.derive("backchannel_after_word", k, p.utterance_id)
+    return st.put(p.utterance_id, start)
+
+
+def _place_request(st: _Placing, p: Placement, host: Utterance) -> Utterance:
+    """A request over ``host``, starting at ``position`` of the host's speech."""
+    h_start, h_end = aug.speech_start(host), aug.speech_end(host)
+    return st.put(p.utterance_id, h_start + int((h_end - h_start) * (p.position or 0.0)))
+
+
+def _place_barge_in(st: _Placing, p: Placement, host: Utterance) -> Utterance | None:
+    """A barge-in on ``host`` (SPEC 8): the user starts at a fraction of the host's speech;
+    <interrupt> sits at the end of the semantic anchor; the host speaks through the label's chunk
+    and stops stop_delay after that chunk starts (1-3 chunks later), and still had at least
+    min_host_tail_s to say. The host is cut there. ``None``: a follow-up barge-in that does not
+    fit its host."""
+    config = st.config
+    h_start, h_end = aug.speech_start(host), aug.speech_end(host)
     chunk = config.chunk_samples
     stop_delay = config.samples(p.stop_delay_s or 0.0)
-    loc = local_utt(p.utterance_id)
+    loc = st.local_utt(p.utterance_id)
     anchor_rel = aug.anchor_end_samples(loc, p.anchor or "") - aug.speech_start(loc)
     onset = h_start + int((h_end - h_start) * (p.position or 0.0))
     # floor(label / chunk) * chunk <= label, so a label at latest_label keeps the stop in bounds
     latest_label = h_end - config.samples(config.min_host_tail_s) - stop_delay
     if onset + anchor_rel > latest_label:
         onset = latest_label - anchor_rel
-        params.append(
-            AugmentationParam(
-                name="barge_in_onset_clamped", value=True, distribution="derived", target=p.utterance_id
-            )
-        )
+        st.derive("barge_in_onset_clamped", True, p.utterance_id)
     if onset < h_start:
         if p.follow_up:
             return None
@@ -875,28 +887,21 @@ def _place_overlay(
         ok = [o for o in cands if h_start <= o and o + anchor_rel <= latest_label and fits(o)]
         if ok:
             if k:
-                params.append(
-                    AugmentationParam(
-                        name="barge_in_onset_nudged_s",
-                        value=round((ok[0] - onset) / config.sample_rate, 6),
-                        distribution="derived",
-                        target=p.utterance_id,
-                    )
+                st.derive(
+                    "barge_in_onset_nudged_s", round((ok[0] - onset) / config.sample_rate, 6), p.utterance_id
                 )
             onset = ok[0]
             break
     label_t = onset + anchor_rel
     cut = label_t // chunk * chunk + stop_delay
-    params.append(
-        AugmentationParam(
-            name="interrupt_stop_after_label_s",
-            value=round((cut - label_t) / config.sample_rate, 6),
-            distribution="derived",
-            target=p.utterance_id,
-        )
-    )
-    placed[host.id] = aug.cut_utterance(host, cut)
-    audio[host.id] = aug.cut_audio(
-        audio[host.id], cut - host.audio_start_samples, int(config.fade_ms * config.sample_rate / 1000)
-    )
-    return put(p.utterance_id, onset)
+    st.derive("interrupt_stop_after_label_s", round((cut - label_t) / config.sample_rate, 6), p.utterance_id)
+    st.cut(host, cut)
+    return st.put(p.utterance_id, onset)
+
+
+# Placement mode -> its placer (``floor`` is placed by build_session itself).
+_OVERLAY_PLACERS: dict[str, Callable[[_Placing, Placement, Utterance], Utterance | None]] = {
+    "backchannel": _place_backchannel,
+    "request": _place_request,
+    "barge_in": _place_barge_in,
+}
