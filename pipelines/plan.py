@@ -11,7 +11,6 @@ Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import apache_beam as beam
 
@@ -19,7 +18,9 @@ from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.stages import timed
-from duplexloom.schemas import Speaker
+from duplexloom.schemas import Seed, Speaker
+from duplexloom.schemas.annotation import Annotation
+from duplexloom.schemas.plan import SessionPlan
 
 STAGE = "plan"
 SPEAK = "speak"
@@ -27,9 +28,11 @@ SPEAK = "speak"
 
 @dataclass(frozen=True)
 class PlannedSession:
-    seed: Any  # Seed
-    annotation: Any  # Annotation
-    plan: Any  # SessionPlan
+    """A session between the plan and build stages: its seed, annotation, plan and two voices."""
+
+    seed: Seed
+    annotation: Annotation
+    plan: SessionPlan
     user: Speaker
     assistant: Speaker
 

@@ -30,12 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import Field
 
 from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Speaker, Timeline, Utterance
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
-from duplexloom.schemas.base import Record
-from duplexloom.schemas.utterance import UtteranceKind
+from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, SessionPlan
 
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
@@ -53,77 +51,8 @@ class SpeakerLibrary(Protocol):
 Lang = Literal["zh", "en"]
 
 
-# ---- records ---------------------------------------------------------------------------------
-
-
-class PlannedUtterance(Record):
-    """One text to synthesize and align: ``id`` keys its :class:`Clip` in :func:`build_session`."""
-
-    id: str
-    speaker: Literal["user", "assistant"]
-    lang: Lang
-    text: str
-    kind: UtteranceKind = "turn"
-    turn_index: int | None = None
-
-
-class Placement(Record):
-    """Where one planned utterance goes (see module docstring for the modes)."""
-
-    utterance_id: str
-    mode: Literal["floor", "barge_in", "backchannel", "request"] = "floor"
-    gap_s: float = 0.0  # floor: silence after everything placed so far
-    host_id: str | None = None  # overlay modes: the assistant utterance spoken over
-    position: float | None = None  # overlay: fraction of the host's audio (barge_in/request) or words
-    stop_delay_s: float | None = None  # barge_in: <interrupt> label chunk start -> assistant stop
-    anchor: str | None = None  # barge_in: semantic interrupt anchor words
-    label: Literal["response", "interrupt", "backchannel"] | None = None
-    label_text: str | None = None  # paraphrase of the label (seeded)
-    # barge_in: the interruption is a turn of its own too: <response> at its end (paraphrase)
-    end_label_text: str | None = None
-    # barge_in on a reply to an earlier interruption: when the reply is too short for it, this and
-    # every later placement (the rest of the barge-in chain, always the session's tail) are dropped
-    follow_up: bool = False
-
-
-class PlannedAction(Record):
-    """A tool call from the annotation, tied to the planned utterance holding its anchor."""
-
-    id: str
-    name: str
-    planning: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    anchor: str
-    utterance_id: str
-    pattern: Literal["single", "multi", "backchannel_action"] = "single"
-    delay_s: float = 0.0
-    provenance: str = "annotation"
-
-
-class SessionPlan(Record):
-    """Everything decidable before audio exists (frozen, picklable: it crosses Beam workers)."""
-
-    session_id: str
-    seed_id: str
-    run_seed: int
-    family: str
-    lang: Lang
-    system_prompt: str
-    user_speaker_id: str
-    assistant_speaker_id: str
-    assistant_name: str
-    utterances_to_speak: tuple[PlannedUtterance, ...]
-    placements: tuple[Placement, ...]
-    actions: tuple[PlannedAction, ...] = ()
-    lead_in_s: float
-    tail_s: float
-    augmentation: tuple[AugmentationParam, ...] = ()
-
-    def utterance(self, utterance_id: str) -> PlannedUtterance:
-        for u in self.utterances_to_speak:
-            if u.id == utterance_id:
-                return u
-        raise KeyError(utterance_id)
+# ---- records (their home is schemas/plan.py: the plan crosses the session shuffle) ----------
+# Re-exported here: ``from duplexloom.timeline.merge import SessionPlan`` keeps working.
 
 
 @dataclass(frozen=True)
