@@ -21,6 +21,7 @@ from duplexloom.pipelines.stages import timed
 from duplexloom.schemas import Seed, Speaker
 from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.plan import SessionPlan
+from duplexloom.timeline.merge import plan_session
 
 STAGE = "plan"
 SPEAK = "speak"
@@ -50,8 +51,6 @@ class SpeakItem:
 
 
 def plan_one(seed, annotation, tcfg, run_seed: int, library) -> PlannedSession:
-    from duplexloom.timeline.merge import plan_session
-
     plan = plan_session(annotation, tcfg, run_seed, library=library)
     return PlannedSession(
         seed, annotation, plan, library.by_id(plan.user_speaker_id), library.by_id(plan.assistant_speaker_id)

@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from duplexloom.prompts import label_phrases, validate_arguments
 from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Speaker, Timeline, Utterance
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
 from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, SessionPlan
@@ -39,6 +40,7 @@ from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
 from .families import choose_family, family_system_prompt, pick_speakers
 from .sound import cover_sound
+from .timing import check_timing
 
 
 class SpeakerLibrary(Protocol):
@@ -114,8 +116,6 @@ class _Recorder:
 
 
 def _label_text(rec: _Recorder, label: str, lang: str, target: str) -> str | None:
-    from duplexloom.prompts import label_phrases
-
     return rec.choice("labels", f"{label}_phrase", label_phrases(label, lang), target)
 
 
@@ -434,8 +434,6 @@ def _plan_user_turn(st: _Planning, i: int, gap: float, split: int | None) -> lis
 def _plan_tool_calls(st: _Planning, i: int, pieces: list[tuple[str, str]]) -> None:
     """Tool calls of user turn ``i``, each tied to the piece holding its anchor, in annotation
     order (an anchor before the previous one is ``anchor_order``)."""
-    from duplexloom.prompts import validate_arguments
-
     t, lang = st.turns[i], st.lang
     last_pos = (-1, -1)
     for k, a in enumerate(t.actions):
@@ -639,8 +637,6 @@ def build_session(
 
     ``run_seed`` must be the seed the plan was made with (checked: a mismatch is a caller bug).
     """
-    from .timing import check_timing
-
     if run_seed != plan.run_seed:
         raise ValueError(f"build_session run_seed {run_seed} != plan run_seed {plan.run_seed}")
     sr = config.sample_rate
