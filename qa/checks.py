@@ -1,7 +1,7 @@
 """Shard-level checks of one sample (SPEC sections 2, 3, 4, 13, 15), on top of the core validators.
 
 Input: a sample's raw members (``dict[suffix, bytes]``) or a :class:`DecodedSample`.
-Output: a list of :class:`Violation` (key, chunk or ``None``, code, detail). Nothing raises for bad
+Output: a list of :class:`~duplexloom.timeline.validate.Violation` (``source="qa"``). Nothing raises for bad
 data: every problem becomes a violation, so ``validate`` can list them all.
 
 The FIFO, budget, anchor and ASR invariants (SPEC 5-7) are the core's
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -35,41 +34,20 @@ from duplexloom.timeline.sample_codec import (
     meta_from_json,
 )
 from duplexloom.timeline.serialize import trace_line
+from duplexloom.timeline.validate import Violation
 
 _TOOLCALL_RE = re.compile(f"({re.escape(TOOLCALL_BEGIN)}|{re.escape(TOOLCALL_END)})")
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One broken invariant. ``chunk`` is ``None`` for sample-wide problems."""
-
-    key: str
-    code: str
-    detail: str
-    chunk: int | None = None
-    shard: str = ""
-    source: str = "qa"  # "qa" (shard-level, this module) or "core" (timeline.validate)
-
-    def format(self) -> str:
-        where = f"{self.shard}:" if self.shard else ""
-        chunk = f" chunk {self.chunk}" if self.chunk is not None else ""
-        return f"{where}{self.key}{chunk}: {self.code}: {self.detail}"
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "shard": self.shard,
-            "key": self.key,
-            "chunk": self.chunk,
-            "code": self.code,
-            "detail": self.detail,
-            "source": self.source,
-        }
+def _found(key: str, code: str, detail: str, chunk: int | None = None) -> Violation:
+    """A violation found by this module's shard-level checks."""
+    return Violation(key, code, detail, chunk, source="qa")
 
 
 def check_members(key: str, members: dict[str, bytes]) -> list[Violation]:
     """Members present, JSON parsable and valid records, audio decodable (SPEC 13)."""
     out = [
-        Violation(key, "missing_member", f"{key}.{name} is missing")
+        _found(key, "missing_member", f"{key}.{name} is missing")
         for name in REQUIRED_MEMBERS
         if name not in members
     ]
@@ -79,7 +57,7 @@ def check_members(key: str, members: dict[str, bytes]) -> list[Violation]:
         try:
             obj = json.loads(members[name])
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            out.append(Violation(key, "invalid_json", f"{key}.{name}: {e}"))
+            out.append(_found(key, "invalid_json", f"{key}.{name}: {e}"))
             continue
         try:
             if name == "json":
@@ -90,7 +68,7 @@ def check_members(key: str, members: dict[str, bytes]) -> list[Violation]:
                 chunks_from_json(obj)
         except (ValidationError, TypeError, json.JSONDecodeError) as e:
             first = " / ".join(str(e).splitlines()[:3])
-            out.append(Violation(key, "invalid_record", f"{key}.{name}: {first}"))
+            out.append(_found(key, "invalid_record", f"{key}.{name}: {first}"))
     for name in ("user.flac", "assistant.flac"):
         if name in members:
             try:
@@ -100,12 +78,12 @@ def check_members(key: str, members: dict[str, bytes]) -> list[Violation]:
                 ValueError,
                 TypeError,
             ) as e:  # soundfile's LibsndfileError is a RuntimeError
-                out.append(Violation(key, "invalid_audio", f"{key}.{name}: {e}"))
+                out.append(_found(key, "invalid_audio", f"{key}.{name}: {e}"))
     if "trace.txt" in members:
         try:
             members["trace.txt"].decode("utf-8")
         except UnicodeDecodeError as e:
-            out.append(Violation(key, "invalid_record", f"{key}.trace.txt is not UTF-8: {e}"))
+            out.append(_found(key, "invalid_record", f"{key}.trace.txt is not UTF-8: {e}"))
     return out
 
 
@@ -118,7 +96,7 @@ def _check_clock(s: DecodedSample) -> list[Violation]:
     want = num_chunks(tl.duration_samples, clen)
     if len(s.chunks) < want:
         out.append(
-            Violation(
+            _found(
                 key,
                 "chunk_count",
                 f"{len(s.chunks)} chunks, want ceil({tl.duration_samples} / {clen}) = {want}",
@@ -128,7 +106,7 @@ def _check_clock(s: DecodedSample) -> list[Violation]:
         # The core appends padding chunks only while the FIFO still drains.
         if not c.pieces or c.user_words or c.anchor != VAD_SILENCE:
             out.append(
-                Violation(
+                _found(
                     key,
                     "chunk_count",
                     f"chunk past the session end ({want} chunks) is not FIFO drain padding",
@@ -140,7 +118,7 @@ def _check_clock(s: DecodedSample) -> list[Violation]:
     for name, audio in (("user", s.user_audio), ("assistant", s.assistant_audio)):
         if audio.ndim != 1 or audio.shape[0] != padded:
             out.append(
-                Violation(
+                _found(
                     key,
                     "audio_length",
                     f"{name} track has {audio.shape[0]} samples, want {len(s.chunks)} chunks x {clen} = {padded}",
@@ -148,12 +126,12 @@ def _check_clock(s: DecodedSample) -> list[Violation]:
             )
     lines = s.trace.splitlines()
     if len(lines) != len(s.chunks):
-        out.append(Violation(key, "trace_lines", f"trace has {len(lines)} lines for {len(s.chunks)} chunks"))
+        out.append(_found(key, "trace_lines", f"trace has {len(lines)} lines for {len(s.chunks)} chunks"))
     else:
         for c, line in zip(s.chunks, lines, strict=True):
             if line != trace_line(c):
                 out.append(
-                    Violation(key, "trace_mismatch", f"trace {line!r} != chunks {trace_line(c)!r}", c.chunk)
+                    _found(key, "trace_mismatch", f"trace {line!r} != chunks {trace_line(c)!r}", c.chunk)
                 )
                 break
     return out
@@ -169,12 +147,12 @@ def _check_toolcall_stream(s: DecodedSample) -> list[Violation]:
             if part == TOOLCALL_BEGIN:
                 if open_at is not None:
                     out.append(
-                        Violation(s.key, "toolcall_json", "tool call opens inside an open tool call", c.chunk)
+                        _found(s.key, "toolcall_json", "tool call opens inside an open tool call", c.chunk)
                     )
                 open_at, body = c.chunk, []
             elif part == TOOLCALL_END:
                 if open_at is None:
-                    out.append(Violation(s.key, "toolcall_json", "tool call closes without opening", c.chunk))
+                    out.append(_found(s.key, "toolcall_json", "tool call closes without opening", c.chunk))
                     continue
                 text = "".join(body)
                 try:
@@ -185,15 +163,13 @@ def _check_toolcall_stream(s: DecodedSample) -> list[Violation]:
                         raise ValueError("'arguments' is not an object")
                 except ValueError as e:  # JSONDecodeError is a ValueError
                     out.append(
-                        Violation(
-                            s.key, "toolcall_json", f"chunks {open_at}-{c.chunk}: {e}: {text!r}", open_at
-                        )
+                        _found(s.key, "toolcall_json", f"chunks {open_at}-{c.chunk}: {e}: {text!r}", open_at)
                     )
                 open_at = None
             elif open_at is not None:
                 body.append(part)
     if open_at is not None:
-        out.append(Violation(s.key, "toolcall_json", "tool call never closes", open_at))
+        out.append(_found(s.key, "toolcall_json", "tool call never closes", open_at))
     return out
 
 
@@ -208,7 +184,7 @@ def _check_markers(s: DecodedSample) -> list[Violation]:
         found = find_markers(text) if text else []
         if found:
             out.append(
-                Violation(key, "marker_in_text", f"{where} contains {sorted(set(found))}: {text!r}", chunk)
+                _found(key, "marker_in_text", f"{where} contains {sorted(set(found))}: {text!r}", chunk)
             )
 
     flag("system prompt", meta.system_prompt)
@@ -229,7 +205,7 @@ def _check_markers(s: DecodedSample) -> list[Violation]:
             flag("user word", w, c.chunk)
         found = find_markers(c.anchor)
         if found and found != [c.anchor]:
-            out.append(Violation(key, "marker_in_text", f"anchor T({c.anchor!r}) holds a marker", c.chunk))
+            out.append(_found(key, "marker_in_text", f"anchor T({c.anchor!r}) holds a marker", c.chunk))
     return out
 
 

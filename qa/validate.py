@@ -9,6 +9,7 @@ violation with its code) and ``check_chunks`` (SPEC sections 5-7).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,6 @@ from duplexloom.qa.shardio import ShardSample, iter_shard_samples, read_bytes
 from duplexloom.schemas.reject import RejectError
 from duplexloom.timeline.sample_codec import DecodedSample, decode_sample
 from duplexloom.timeline.tokenizer import Tokenizer, load_tokenizer
-from duplexloom.timeline.validate import Violation as CoreViolation
 from duplexloom.timeline.validate import check_chunks, check_timeline
 
 
@@ -37,8 +37,9 @@ class ValidationResult:
         return {v.key for v in self.violations}
 
 
-def _from_core(key: str, v: CoreViolation) -> Violation:
-    return Violation(key, v.code, v.detail, v.chunk, source="core")
+def _from_core(key: str, v: Violation) -> Violation:
+    # check_chunks names the session; a shard's report names the sample by its key
+    return dataclasses.replace(v, key=key)
 
 
 def core_checks(s: DecodedSample, tok: Tokenizer) -> list[Violation]:

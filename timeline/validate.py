@@ -34,10 +34,32 @@ from .tokenizer import Tokenizer
 
 @dataclass(frozen=True)
 class Violation:
-    key_or_session: str
-    chunk: int | None  # None: the whole session
+    """One broken invariant of a sample: the one violation type of the validators (this module's
+    :func:`check_chunks`, the shard checks of ``qa/checks.py``, the QA report). ``key`` is the
+    sample key (the session id when a timeline is checked before it has one); ``chunk`` is
+    ``None`` for sample-wide problems; ``source`` says which validator found it."""
+
+    key: str
     code: str
     detail: str
+    chunk: int | None = None
+    shard: str = ""
+    source: str = "core"  # "core" (this module), "qa" (shard-level checks), "semantic" (SPEC 17)
+
+    def format(self) -> str:
+        where = f"{self.shard}:" if self.shard else ""
+        chunk = f" chunk {self.chunk}" if self.chunk is not None else ""
+        return f"{where}{self.key}{chunk}: {self.code}: {self.detail}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "shard": self.shard,
+            "key": self.key,
+            "chunk": self.chunk,
+            "code": self.code,
+            "detail": self.detail,
+            "source": self.source,
+        }
 
 
 def _s(samples: int, sr: int) -> str:
@@ -149,7 +171,7 @@ def check_chunks(
     out: list[Violation] = []
 
     def bad(chunk: int | None, code: str, detail: str) -> None:
-        out.append(Violation(key, chunk, code, detail))
+        out.append(Violation(key, code, detail, chunk))
 
     grid = ChunkGrid(timeline.sample_rate)
     n = grid.n_chunks(timeline.duration_samples)
