@@ -35,17 +35,26 @@ import numpy as np
 from pydantic import ValidationError
 
 from duplexloom.prompts import load_catalog
-from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn, Annotation
+from duplexloom.schemas.annotation import (
+    AnnotatedAction,
+    AnnotatedTurn,
+    Annotation,
+    CognitionEntry,
+    CognitionStream,
+    ThinkingNode,
+)
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.seed import Seed, check_untrusted_text
 
-from . import templates
+from . import chains, cognition, templates
 from .checks import check_actions
 from .config import AnnotatorConfig
+from .responses import CognitionOut
 
 NAME = "offline"
 _ANCHOR = re.compile(r"\[([^\[\]]+)\]")
 _NEEDS_ASSISTANT = ("dialogue", "asr_assistant", "interrupt", "backchannel", "pause", "think")
+SUBSTITUTE = "asr_human"  # what a seed without an assistant turn serves instead (see annotate_sync)
 
 
 def _bank_prov(name: str) -> str:
@@ -75,23 +84,157 @@ def _untrusted(text: Any, what: str) -> str:
 # ---- interrupt / backchannel / pause material ------------------------------------------------
 
 
+def seed_topic(seed: Seed) -> str:
+    """The conversation's topic words for templated material: the seed's topic, else the bank's
+    fallback ("that" / "这件事"), which keeps every template grammatical."""
+    if seed.topic:
+        return seed.topic
+    return str(templates.bank("phrase_banks")[seed.lang]["topic_fallback"])
+
+
 def duplex_material(
-    lang: str, family: str, config: AnnotatorConfig, rng: np.random.Generator
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(interruptions, backchannels, fillers) for one seed from the phrase banks, seeded."""
+    seed: Seed, family: str, config: AnnotatorConfig, rng: np.random.Generator
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(interruptions, interruption_replies, backchannels, fillers) for one seed, seeded.
+
+    Interruptions are new thoughts on the seed's topic, each with the assistant's reply. The seed
+    may carry its own as ``meta["interruptions"]`` (``[{"text", "reply"}, ...]``); they go first.
+    """
+    lang = seed.lang
     b = templates.bank("phrase_banks")[lang]
+    topic = {"topic": seed_topic(seed)}
     use_ambiguous = bool(rng.random() < config.ambiguous_ack_p)
-    interruptions = _pick(rng, b["interruptions"], config.n_interruptions)
+    pairs = [
+        (_fill(t, topic), _fill(r, topic)) for t, r in _pick(rng, b["interruptions"], config.n_interruptions)
+    ]
+    own = seed.meta.get("interruptions")
+    if own is not None:
+        if not isinstance(own, list) or not all(
+            isinstance(x, dict) and {"text", "reply"} <= set(x) for x in own
+        ):
+            raise RejectError("invalid_seed", "meta.interruptions must be a list of {text, reply} objects")
+        given = [
+            (_untrusted(x["text"], "interruption"), _untrusted(x["reply"], "interruption reply")) for x in own
+        ]
+        pairs = (given + pairs)[: max(config.n_interruptions, len(given))]
     backchannels = _pick(rng, b["backchannels"], config.n_backchannels)
     fillers = _pick(rng, b["fillers"], config.n_fillers)
     if use_ambiguous and family == "interrupt":
-        interruptions = [_pick(rng, b["ambiguous_interruptions"], 1)[0], *interruptions[:-1]]
+        t, r = _pick(rng, b["ambiguous_interruptions"], 1)[0]
+        pairs = [(_fill(t, topic), _fill(r, topic)), *pairs[:-1]]
     elif use_ambiguous and family == "backchannel":
         backchannels = [_pick(rng, b["ambiguous_backchannels"], 1)[0], *backchannels[:-1]]
-    return tuple(interruptions), tuple(backchannels), tuple(fillers)
+    return (
+        tuple(t for t, _ in pairs),
+        tuple(r for _, r in pairs),
+        tuple(backchannels),
+        tuple(fillers),
+    )
+
+
+# ---- think: a templated causal cognition stream and thinking chain -----------------------------
+
+
+def think_material(
+    seed: Seed, turns: list[AnnotatedTurn], config: AnnotatorConfig
+) -> tuple[tuple[CognitionStream, ...], tuple[ThinkingNode, ...]]:
+    """A per-second stream for the first user turn (each entry quotes only what was heard by then,
+    so it is causal by construction) and a short chain over its segments (SPEC section 10).
+
+    Offline there is no understanding to write down: entries say what was heard and, at the end,
+    that the question is complete; the voice response and written reply are the seed's answer.
+    The stream passes the same checks as an LLM's (:func:`.cognition.check`, :func:`.chains.check`).
+    """
+    lang = seed.lang
+    ui = next(i for i, t in enumerate(turns) if t.role == "user")
+    reply = next((t.text for t in turns[ui + 1 :] if t.role == "assistant"), None)
+    if reply is None:
+        raise RejectError("needs_llm", "think needs an assistant answer after the first user turn")
+    rate = config.speech_rate_zh_chars_per_s if lang == "zh" else config.speech_rate_en_words_per_s
+    budget = config.cognition_char_budget_zh if lang == "zh" else config.cognition_char_budget_en
+    pieces = cognition.segment_per_second(turns[ui].text, lang, rate)
+    head, cont, done = (
+        ("听到：", "接着：", "听完了，准备回答")
+        if lang == "zh"
+        else (
+            "heard: ",
+            "then: ",
+            "the question is complete, preparing the answer",
+        )
+    )
+    entries = []
+    for sec, piece in enumerate(pieces):
+        if sec == len(pieces) - 1 and sec > 0:
+            text = done
+        else:
+            text = ((head if sec == 0 else cont) + piece)[:budget] if piece else "…"
+        entries.append(CognitionEntry(second=sec, text=text))
+    first_sentence = re.split(r"(?<=[。！？.!?])\s*", reply.strip())[0] or reply
+    out = CognitionOut(entries=entries, voice_response=first_sentence, reply_text=reply)
+    cognition.check(out, pieces, lang, budget)
+    stream = CognitionStream(
+        turn_index=ui, entries=tuple(entries), voice_response=first_sentence, reply_text=reply
+    )
+    segs = chains.segments(turns[ui].text)
+    last = len(segs) - 1
+    topic = seed.topic or segs[0].rstrip("，,。.？?！!")
+    intent = "用户想知道答案" if lang == "zh" else "the user wants an answer"
+    action = "先给出简短回答" if lang == "zh" else "give a short answer first"
+    nodes = (
+        ThinkingNode(type="ENTITY", text=topic, turn_index=ui, segment_index=0, ctx_id="e1"),
+        ThinkingNode(type="INTENT", text=intent, turn_index=ui, segment_index=last, ctx_id="e1"),
+        ThinkingNode(type="ACTION", text=action, turn_index=ui, segment_index=last),
+    )
+    chains.check(nodes, turns)
+    return (stream,), nodes
+
+
+# ---- interpret: translations from the seed, else a templated bilingual request --------------------
+
+
+def interpret_turns(
+    seed: Seed, turns: list[AnnotatedTurn], rng: np.random.Generator
+) -> tuple[list[AnnotatedTurn], str]:
+    """(turns, provenance): every user turn carries its translation and is followed by an assistant
+    turn that speaks it, so an interpret session always has assistant speech (SPEC section 11).
+
+    Translations come from the seed (``meta["translations"]``, one per user turn, or
+    ``meta["translation"]`` for a single user turn). A seed without them becomes a templated
+    request rendered in both languages from the same draw (a real translation pair).
+    """
+    user_idx = [i for i, t in enumerate(turns) if t.role == "user"]
+    if "translations" in seed.meta:
+        given = seed.meta["translations"]
+    elif "translation" in seed.meta and len(user_idx) == 1:
+        given = [seed.meta["translation"]]
+    else:
+        draw = int(rng.integers(2**63))
+        fn = _choice(rng, sorted(templates.bank("tool_requests")["functions"]))
+        text, _, _ = render_request(fn, seed.lang, np.random.default_rng(draw), "single")
+        other = "en" if seed.lang == "zh" else "zh"
+        trans, _, _ = render_request(fn, other, np.random.default_rng(draw), "single")
+        return [
+            AnnotatedTurn(role="user", text=text, translation=trans),
+            AnnotatedTurn(role="assistant", text=trans),
+        ], _bank_prov("tool_requests")
+    if not isinstance(given, list) or len(given) != len(user_idx):
+        raise RejectError(
+            "invalid_seed", f"meta.translations needs one entry per user turn ({len(user_idx)})"
+        )
+    out: list[AnnotatedTurn] = []
+    for i, tr in zip(user_idx, given, strict=True):
+        tr = _untrusted(tr, "translation")
+        out.append(AnnotatedTurn(role="user", text=turns[i].text, translation=tr))
+        out.append(AnnotatedTurn(role="assistant", text=tr))
+    return out, "seed"
 
 
 # ---- tool requests ------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"\{#(\d+)-(\d+)\}")
+_CONTENT = re.compile(r"\{@([a-z_]+)\}")
+# A leading acknowledgement dropped from the second and later replies of a multi-action turn.
+_ACK_PREFIX = re.compile(r"^(好的|没问题|马上来|okay|sure|done|no problem)[，,。.!！\s]+", re.IGNORECASE)
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:
@@ -100,32 +243,70 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
     return template
 
 
+def _render_text(template: str, words: Mapping[str, str], lang: str, rng: np.random.Generator) -> str:
+    """Fill ``{@content}`` (drawn phrase), then ``{arg}`` (slot words), then ``{#lo-hi}`` (drawn int)."""
+    content = templates.bank("tool_requests")["content"]
+    li = 0 if lang == "zh" else 1
+    text = _CONTENT.sub(
+        lambda m: content[m.group(1)][int(rng.integers(len(content[m.group(1)])))][li], template
+    )
+    text = _fill(text, words)
+    return _NUMBER.sub(lambda m: str(int(rng.integers(int(m.group(1)), int(m.group(2)) + 1))), text)
+
+
+def _choice(rng: np.random.Generator, items: Sequence[Any]) -> Any:
+    return items[int(rng.integers(len(items)))]
+
+
 def render_request(
     function: str, lang: str, rng: np.random.Generator, pattern: str
-) -> tuple[str, AnnotatedAction]:
-    """One spoken request for catalog ``function`` and its anchored action (template + slots)."""
+) -> tuple[str, AnnotatedAction, str]:
+    """One spoken request for catalog ``function``, its anchored action (with planning text) and the
+    assistant's spoken reply that fits the call (confirms with the arguments' values, or answers)."""
     tr = templates.bank("tool_requests")
-    spec = tr["functions"][function]
+    spec = _choice(rng, tr["functions"][function])
+    li = 1 if lang == "zh" else 2
     words: dict[str, str] = {}
     args: dict[str, Any] = {}
     for arg, slot in spec["args"].items():
-        if slot.startswith("="):  # a literal argument value, not spoken
-            args[arg] = slot[1:]
+        entry = _choice(rng, tr["slots"][slot])
+        if isinstance(entry[0], dict):  # one entry fills several arguments and placeholders
+            args.update(entry[0])
+            words.update(entry[li])
             continue
-        value, zh, en = tr["slots"][slot][int(rng.integers(len(tr["slots"][slot])))]
-        spoken = zh if lang == "zh" else en
-        words[arg] = spoken
-        args[arg] = spoken if value is None else value
-    marked = _fill(str(rng.choice(spec[lang])), words)
+        words[arg] = entry[li]
+        args[arg] = entry[li] if entry[0] is None else entry[0]
+    args.update(spec.get("fixed", {}))
+    marked = _fill(str(_choice(rng, spec[lang])), words)
     m = _ANCHOR.search(marked)
     if m is None:  # a template without an anchor is a bug in the bank
         raise ValueError(f"tool_requests template for {function} ({lang}) has no [anchor]")
     text = _ANCHOR.sub(lambda mm: mm.group(1), marked)
-    planning = _fill(spec["planning"][lang], words)
+    planning = _render_text(str(_choice(rng, spec["planning"][lang])), words, lang, rng)
+    reply = _render_text(str(_choice(rng, spec["reply"][lang])), words, lang, rng)
     action = AnnotatedAction(
         name=function, planning=planning, parameters=args, anchor=m.group(1), pattern=pattern
     )
-    return text, action
+    return text, action, reply
+
+
+def join_replies(replies: Sequence[str], lang: str, rng: np.random.Generator) -> str:
+    """One spoken reply for a multi-action turn: the first in full, the others without their ack."""
+    out = replies[0]
+    for r in replies[1:]:
+        r = _ACK_PREFIX.sub("", r)
+        r = r[:1].upper() + r[1:] if lang == "en" else r
+        out = _fill(
+            str(_choice(rng, templates.bank("tool_requests")["reply_joiners"][lang])), {"a": out, "b": r}
+        )
+    return out
+
+
+def fallback_planning(action: AnnotatedAction, lang: str) -> str:
+    """Planning text for a seed's own call that has none (every call carries one, SPEC section 9)."""
+    if lang == "zh":
+        return f"用户说“{action.anchor}”，我来调用{action.name}处理。"
+    return f'The user said "{action.anchor}"; I will call {action.name} for that.'
 
 
 def _choose_functions(seed: Seed, rng: np.random.Generator, k: int) -> list[str]:
@@ -146,15 +327,43 @@ def _seed_actions(seed: Seed, utterance: str) -> tuple[AnnotatedAction, ...]:
         code = "marker_in_text" if "marker" in str(e) else "invalid_seed"
         raise RejectError(code, f"meta.actions: {e.errors()[0]['msg']}") from None
     check_actions(utterance, actions)
-    return actions
+    return tuple(
+        a if a.planning else a.model_copy(update={"planning": fallback_planning(a, seed.lang)})
+        for a in actions
+    )
+
+
+def _multi_request(
+    seed: Seed, config: AnnotatorConfig, rng: np.random.Generator
+) -> tuple[str, tuple[AnnotatedAction, ...], str]:
+    """A multi-action request; redrawn (seeded) when one call's anchor words also occur earlier."""
+    lang = seed.lang
+    joiners = templates.bank("tool_requests")["joiners"][lang]
+    for _ in range(8):
+        fns = _choose_functions(seed, rng, config.multi_action_count)
+        parts = [render_request(f, lang, rng, "multi") for f in fns]
+        text = parts[0][0]
+        for part, _, _ in parts[1:]:
+            text = _fill(str(_choice(rng, joiners)), {"a": text, "b": part})
+        actions = tuple(a for _, a, _ in parts)
+        try:
+            check_actions(text, actions)
+        except RejectError:
+            continue
+        return text, actions, join_replies([r for _, _, r in parts], lang, rng)
+    raise ValueError(f"tool_requests bank: no anchor-ordered multi-action request for {seed.id}")
 
 
 def tool_turns(
     seed: Seed, config: AnnotatorConfig, rng: np.random.Generator
 ) -> tuple[list[AnnotatedTurn], str, str]:
-    """(turns, pattern, provenance) of a toolcall sample."""
+    """(turns, pattern, provenance) of a toolcall sample: any seed with turns becomes one.
+
+    ``single``/``multi``: the seed's turns, then a request turn and the reply that fits its calls;
+    ``backchannel_action``: the request right after the first assistant turn (spoken over it), then
+    the reply. A seed carrying ``meta["actions"]`` keeps its own request and reply.
+    """
     lang = seed.lang
-    tr = templates.bank("tool_requests")
     turns = _seed_turns(seed)
     if "actions" in seed.meta and turns:
         utterance = turns[0].text
@@ -169,27 +378,27 @@ def tool_turns(
     has_assistant = any(t.role == "assistant" for t in turns)
     if pattern == "backchannel_action" and not has_assistant:
         pattern = "single"  # nothing to talk over: the request becomes an ordinary turn
-    reply = AnnotatedTurn(role="assistant", text=str(rng.choice(tr["replies"][lang])))
     if pattern == "multi":
-        fns = _choose_functions(seed, rng, config.multi_action_count)
-        parts = [render_request(f, lang, rng, "multi") for f in fns]
-        text = parts[0][0]
-        for part, _ in parts[1:]:
-            text = _fill(str(rng.choice(tr["joiners"][lang])), {"a": text, "b": part})
-        request = AnnotatedTurn(role="user", text=text, actions=tuple(a for _, a in parts))
-        out = [*turns, request, reply]
+        text, actions, reply = _multi_request(seed, config, rng)
+        out = [*turns, AnnotatedTurn(role="user", text=text, actions=actions), _reply(reply)]
     elif pattern == "single":
-        text, action = render_request(_choose_functions(seed, rng, 1)[0], lang, rng, "single")
-        out = [*turns, AnnotatedTurn(role="user", text=text, actions=(action,)), reply]
+        text, action, reply = render_request(_choose_functions(seed, rng, 1)[0], lang, rng, "single")
+        out = [*turns, AnnotatedTurn(role="user", text=text, actions=(action,)), _reply(reply)]
     else:
-        text, action = render_request(_choose_functions(seed, rng, 1)[0], lang, rng, pattern)
+        text, action, reply = render_request(_choose_functions(seed, rng, 1)[0], lang, rng, pattern)
         first_assistant = next(i for i, t in enumerate(turns) if t.role == "assistant")
         request = AnnotatedTurn(role="user", text=text, actions=(action,))
-        out = [*turns[: first_assistant + 1], request, *turns[first_assistant + 1 :]]
+        # The assistant finishes the turn it was speaking, then confirms the call.
+        rest = turns[first_assistant + 1 :]
+        out = [*turns[: first_assistant + 1], request, _reply(reply), *rest]
     for t in out:
         if t.actions:
             check_actions(t.text, t.actions)  # the bank itself must produce valid, anchored calls
     return out, pattern, _bank_prov("tool_requests")
+
+
+def _reply(text: str) -> AnnotatedTurn:
+    return AnnotatedTurn(role="assistant", text=text)
 
 
 # ---- the annotator --------------------------------------------------------------------------------
@@ -213,10 +422,13 @@ class OfflineAnnotator:
             raise RejectError(
                 "needs_llm", f"seed kind {seed.kind!r} has no turns: dialogue generation needs an LLM"
             )
+        provenance = {"turns": "seed"}
         has_assistant = any(t.role == "assistant" for t in turns)
         if family in _NEEDS_ASSISTANT and not has_assistant and seed.kind != "tool_request":
-            raise RejectError("needs_llm", f"family {family!r} needs an assistant turn and the seed has none")
-        provenance = {"turns": "seed"}
+            # Offline nothing can answer the user: the session keeps only what it can serve, the
+            # user's speech and its transcript. Recorded, and counted in the run summary.
+            provenance["family_substitution"] = f"{family}->{SUBSTITUTE}"
+            family = SUBSTITUTE
         hashes: dict[str, str] = {}
         fields: dict[str, Any] = {}
 
@@ -227,17 +439,21 @@ class OfflineAnnotator:
             provenance.update(actions=prov, turns=turns_prov, tool_pattern=pattern)
             hashes[templates.bank_key("tool_requests")] = templates.bank_hash("tool_requests")
         elif family in ("interrupt", "backchannel", "pause"):
-            inter, back, fill = duplex_material(seed.lang, family, self.config, rng)
-            fields.update(interruptions=inter, backchannels=back, fillers=fill)
+            inter, replies, back, fill = duplex_material(seed, family, self.config, rng)
+            fields.update(interruptions=inter, interruption_replies=replies, backchannels=back, fillers=fill)
             prov = _bank_prov("phrase_banks")
-            provenance.update(interruptions=prov, backchannels=prov, fillers=prov)
+            provenance.update(interruptions=prov, interruption_replies=prov, backchannels=prov, fillers=prov)
             hashes[templates.bank_key("phrase_banks")] = templates.bank_hash("phrase_banks")
         elif family == "interpret":
-            turns = self._translated(seed, turns)
-            provenance["translation"] = "seed"
+            turns, prov = interpret_turns(seed, turns, rng)
+            provenance["translation"] = prov
+            if prov != "seed":
+                provenance["turns"] = prov
+                hashes[templates.bank_key("tool_requests")] = templates.bank_hash("tool_requests")
         elif family == "think":
-            provenance["cognition"] = "omitted:offline"
-            provenance["chains"] = "omitted:offline"
+            fields["cognition"], fields["chains"] = think_material(seed, turns, self.config)
+            provenance["cognition"] = f"{NAME}:think_template"
+            provenance["chains"] = f"{NAME}:think_template"
         elif family in ("asr_human", "asr_assistant", "dialogue"):
             pass
         else:  # resolve_family admits only the catalog's families, so this is a bug
@@ -252,24 +468,6 @@ class OfflineAnnotator:
             prompt_hashes=hashes,
             **fields,
         )
-
-    @staticmethod
-    def _translated(seed: Seed, turns: list[AnnotatedTurn]) -> list[AnnotatedTurn]:
-        user_idx = [i for i, t in enumerate(turns) if t.role == "user"]
-        if "translations" in seed.meta:
-            given = seed.meta["translations"]
-        elif "translation" in seed.meta and len(user_idx) == 1:
-            given = [seed.meta["translation"]]
-        else:
-            raise RejectError("needs_llm", "interpret needs a translation: the seed carries none")
-        if not isinstance(given, list) or len(given) != len(user_idx):
-            raise RejectError(
-                "invalid_seed", f"meta.translations needs one entry per user turn ({len(user_idx)})"
-            )
-        out = list(turns)
-        for i, tr in zip(user_idx, given, strict=True):
-            out[i] = AnnotatedTurn(role="user", text=turns[i].text, translation=_untrusted(tr, "translation"))
-        return out
 
 
 def omitted_fields(annotation: Annotation) -> list[str]:
