@@ -25,7 +25,7 @@ from duplexloom.pipelines.routing import INTERNAL_ERROR
 from duplexloom.pipelines.spool import delete_tree, work_dir
 from duplexloom.schemas import Reject
 
-STAGE_ORDER = ("seeds", "annotate", "plan", "tts", "align", "build", "serialize")
+STAGE_ORDER = ("seeds", "annotate", "dedup", "plan", "tts", "align", "build", "serialize")
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "key": pa.string(),

@@ -1,6 +1,6 @@
 """The composition: seeds -> annotate -> plan -> TTS -> align -> build -> serialize -> shards.
 
-Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``SpoolClips``,
+Stable step labels (``Seeds``, ``Annotate``, ``NearDuplicates``, ``Plan``, ``TTS``, ``Align``, ``SpoolClips``,
 ``GroupSession``, ``Build``, ``Serialize``, ``SpoolSamples``, ``GroupShard``, ``WriteShards``,
 ``WriteOutputs``) so a Dataflow update or a reader of the job graph can rely on them. Audio and
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
@@ -29,6 +29,7 @@ from duplexloom.pipelines.align import AlignerModelHandler
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import RunConfig, config_digest, resolved_yaml
+from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import write_outputs
@@ -103,7 +104,8 @@ def build_pipeline(
         policy=policy,
     )
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
-    planned = ann.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
+    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
+    planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = io.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
@@ -149,6 +151,7 @@ def build_pipeline(
     rejects = (
         seeds[REJECTS],
         ann[REJECTS],
+        deduped[REJECTS],
         planned[REJECTS],
         built[REJECTS],
         encoded[REJECTS],
