@@ -44,7 +44,8 @@ from duplexloom.pipelines.tts import TTSModelHandler
 
 log = logging.getLogger("duplexloom.pipelines")
 SAMPLES_DIR = Path(__file__).parent / "samples"
-DEFAULT_SEEDS = str(SAMPLES_DIR / "seeds.jsonl")
+DEFAULT_SEEDS = str(SAMPLES_DIR / "seeds.jsonl")  # the demo slice of the full set
+FULL_SEEDS = SAMPLES_DIR / "full"  # >= 200 seeds per language: --set "input.seeds=[.../full/*.jsonl]"
 
 
 def git_revision() -> str:
@@ -61,8 +62,13 @@ def git_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+# Names for the bundled seed sets, usable wherever a seeds path is: --set "input.seeds=[bundled:full]".
+BUNDLED = {"bundled:demo": DEFAULT_SEEDS, "bundled:full": str(FULL_SEEDS / "*.jsonl")}
+
+
 def seed_patterns(cfg: RunConfig) -> list[str]:
-    return list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
+    patterns = list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
+    return [BUNDLED.get(p, p) for p in patterns]
 
 
 def shared_cache(p: beam.Pipeline, cache: str | None) -> bool:
