@@ -172,6 +172,7 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> E
         "shard": f"shards/{shard:06d}.tar",
         "seed_id": ann.seed_id,
         "family": ps.plan.family,
+        "family_substitution": ann.provenance.get("family_substitution"),
         "lang": ps.plan.lang,
         "duration_s": tl.duration_samples / sr,
         "user_speech_s": speech_s("user"),

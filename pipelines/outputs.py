@@ -32,6 +32,7 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "shard": pa.string(),
     "seed_id": pa.string(),
     "family": pa.string(),
+    "family_substitution": pa.string(),  # "drawn->served" when the annotator could not serve the draw
     "lang": pa.string(),
     "duration_s": pa.float64(),
     "user_speech_s": pa.float64(),
@@ -151,6 +152,9 @@ def build_summary(
         "internal_errors": sum(1 for r in rejects if r.code == INTERNAL_ERROR),
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
+        "family_substitutions": dict(
+            sorted(Counter(r["family_substitution"] for r in rows if r.get("family_substitution")).items())
+        ),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),
         "audio_hours": {
