@@ -44,6 +44,8 @@ class AnnotatorConfig(BaseModel):
 
     backend: Literal["offline", "llm"] = "offline"
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    # LLM prompt templates: None = the newest of each (v2); 1 reproduces a v1 run exactly.
+    prompt_version: int | None = Field(default=None, ge=1)
     default_family: str = "dialogue"  # used when neither family_for nor seed.family names one
     # toolcall: patterns drawn (seeded) per seed; multi-action requests carry this many calls.
     tool_patterns: tuple[ToolPattern, ...] = ("single", "multi", "backchannel_action")
