@@ -4,13 +4,17 @@ Per seed (calls of one seed run in order; seeds run concurrently, bounded by the
 
 1. turns: the seed's own dialogue when it has one the family can use, else the ``dialogue``
    template generates one (``multi_turn`` from a topic, ``task`` for ``toolcall``, ``qa`` for a
-   lone question); generated dialogues pass the near-duplicate filter in :mod:`.batch`;
+   lone question); a generated dialogue too close to its own seed is dropped (:mod:`.batch`);
 2. by family: ``toolcall`` — ``actions`` (catalog calls, arguments validated, anchors verified in
-   the user turn, :mod:`.checks`); ``interrupt``/``backchannel``/``pause`` — ``duplex_material``;
-   ``interpret`` — ``translate``; ``think`` — ``cognition`` per user turn (:mod:`.cognition`,
-   temperature 0.3) and a thinking ``chain`` (:mod:`.chains`).
+   the user turn, :mod:`.checks`; with v2 prompts every call has planning text and the assistant's
+   reply after the request confirms with the values or answers); ``interrupt``/``backchannel``/
+   ``pause`` — ``duplex_material`` (v2: on-topic interruptions, each with its reply);
+   ``interpret`` — ``translate`` (each user turn, then the assistant speaking its translation);
+   ``think`` — ``cognition`` per user turn (:mod:`.cognition`, temperature 0.3) and a thinking
+   ``chain`` (:mod:`.chains`).
 
-Every field's provenance is ``llm:<model>:<template key>`` (or ``seed``) and every template's
+Templates: the newest version of each (v2), or ``AnnotatorConfig.prompt_version`` (1 reproduces a
+v1 run). Every field's provenance is ``llm:<model>:<template key>`` (or ``seed``) and every template's
 sha256 goes into ``prompt_hashes``. Reject codes: those of :class:`~.client.LLMClient`,
 :mod:`.checks`, :mod:`.cognition`, :mod:`.chains`, plus ``no_user_turn`` and ``no_tool_call``.
 """
@@ -255,10 +259,13 @@ class LLMAnnotator:
 
         t = self._prompt("translate")
         out = await self.client.ask(t, {"input": _dump(values)}, TranslationOut, check=check)
-        new = list(turns)
-        for x in out.translations:
-            old = new[x.turn_index]
-            new[x.turn_index] = AnnotatedTurn(role=old.role, text=old.text, translation=x.translation)
+        # Each user turn, then the assistant speaking its translation (SPEC section 11: the assistant
+        # of an interpret session speaks the translation of each user turn, nothing else).
+        by_turn = {x.turn_index: x.translation for x in out.translations}
+        new: list[AnnotatedTurn] = []
+        for i in user_idx:
+            new.append(AnnotatedTurn(role="user", text=turns[i].text, translation=by_turn[i]))
+            new.append(AnnotatedTurn(role="assistant", text=by_turn[i]))
         return new
 
     async def _cognition(

@@ -2,27 +2,41 @@
 
 Input: a :class:`Seed` and its task family; output: an :class:`Annotation` whose ``provenance``
 names, per field, what made it (``seed`` for the seed's own text, ``offline:<bank>.v<N>`` for a
-phrase or template bank). It never poses as the LLM:
+phrase or template bank, ``offline:think_template`` for the templated cognition). It never poses as
+the LLM. Any seed with turns serves any family (SPEC section 11):
 
-* ``dialogue``/``asr_human``/``asr_assistant``/``think``: the seed's own turns. A ``think`` sample
-  gets no cognition stream or thinking chain (those need an LLM); ``provenance["cognition"]`` says
-  ``omitted:offline`` so the run summary can count them (see :func:`omitted_fields`).
-* ``interrupt``/``backchannel``/``pause``: the seed's turns plus interruptions, backchannels and
-  fillers from ``prompts/templates/phrase_banks.json``. The ambiguous acknowledgement ("you are
-  right" / "你说得对") is drawn with ``ambiguous_ack_p``: as the start of an interruption ("you are
-  right, but the schedule is tight") in an ``interrupt`` seed, as a plain backchannel in a
-  ``backchannel`` seed, never both in one seed.
-* ``toolcall``: a request rendered from ``prompts/templates/tool_requests.json`` (seeded template,
-  slot values and pattern), or the seed's own ``meta["actions"]`` when it carries them. Patterns:
-  ``single`` and ``multi`` add a user request turn (anchors marked in the template) and an
-  assistant acknowledgement; ``backchannel_action`` inserts a short user request right after the
-  first assistant turn — the timeline lays that request over the assistant's speech.
-* ``interpret``: only with a translation carried by the seed (``meta["translations"]``, one per
-  user turn, or ``meta["translation"]`` for a single user turn).
+* ``dialogue``/``asr_human``/``asr_assistant``: the seed's own turns.
+* ``think``: the seed's turns plus a per-second cognition stream for the first user turn (each
+  entry quotes only what was heard by then, so it is causal by construction; the last says the
+  question is complete), the seed's answer as voice response and written reply, and a short
+  ENTITY/INTENT/ACTION chain; both pass the same checks as an LLM's (:func:`think_material`).
+* ``interrupt``/``backchannel``/``pause``: the seed's turns plus interruptions with their replies,
+  backchannels and fillers from ``prompts/templates/phrase_banks.json``. Interruptions are a new
+  thought on the seed's ``topic`` ("[ack,] <contrast/new-thought words> ...", at least 4 units after
+  an acknowledgement), each with the assistant's reply; a seed may carry its own
+  (``meta["interruptions"]``). The ambiguous acknowledgement ("you are right" / "你说得对") is drawn
+  with ``ambiguous_ack_p``: as the start of an interruption ("you are right, but the schedule is
+  tight for ...") in an ``interrupt`` seed, as a plain backchannel in a ``backchannel`` seed, never
+  both in one seed.
+* ``toolcall``: a request for any of the 50 catalog functions rendered from
+  ``prompts/templates/tool_requests.json`` (seeded variant, slot values and pattern) with planning
+  text in the session language and the assistant's reply that fits the call (it confirms with the
+  argument values, or answers a query/search/generate call with content), or the seed's own
+  ``meta["actions"]`` (planning filled in when missing). Patterns: ``single`` and ``multi`` add a
+  user request turn and the reply; ``backchannel_action`` inserts a short request right after the
+  first assistant turn (the timeline lays it over the assistant's speech), then the reply.
+* ``interpret``: each user turn followed by an assistant turn speaking its translation, from the
+  seed (``meta["translations"]``, one per user turn, or ``meta["translation"]``), else a templated
+  request rendered in both languages from the same draw.
 
-Reject codes: ``needs_llm`` (topic-only seed, no assistant turn where one is needed, interpret
-without a translation), ``marker_in_text`` (seed metadata with a reserved marker), plus those of
-:mod:`.checks` for ``meta["actions"]``.
+A seed without an assistant turn cannot serve a family that needs the assistant's answer
+(``dialogue``, ``asr_assistant``, ``interrupt``, ``backchannel``, ``pause``, ``think``): it becomes
+``asr_human`` and ``provenance["family_substitution"]`` records ``"<drawn>->asr_human"`` (counted in
+the run summary).
+
+Reject codes: ``needs_llm`` (topic-only seed), ``invalid_seed``, ``marker_in_text`` (seed metadata
+with a reserved marker), plus those of :mod:`.checks` for ``meta["actions"]`` and of
+:mod:`.cognition` / :mod:`.chains`.
 """
 
 from __future__ import annotations

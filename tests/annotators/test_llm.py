@@ -150,7 +150,9 @@ def test_families_over_llm_and_near_duplicates():
     assert find_near_duplicates(texts) == {"t2": ("t1", find_near_duplicates(texts)["t2"][1])}
     assert isinstance(res["t3"], Annotation)
     assert res["zh-interrupt"].interruptions[0].startswith("你说得对")
-    assert res["zh-interpret"].turns[0].translation
+    interp = res["zh-interpret"]
+    assert [t.role for t in interp.turns] == ["user", "assistant"]
+    assert interp.turns[0].translation and interp.turns[1].text == interp.turns[0].translation
     think = res["zh-think"]
     (stream,) = think.cognition
     pieces = cognition.segment_per_second(qa[0]["text"], "zh", AnnotatorConfig().speech_rate_zh_chars_per_s)
