@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei
+# FFmpeg's libraries (Debian 12 names) for torchcodec, which datasets' Audio decodes with (tests).
+APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei \
+  libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint schemas bench demo aligner-model clean
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools>=69,<82' wheel Cython numpy
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,gcp,aws]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -33,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"duplexloom: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"duplexloom: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if name not in ("render", "run"):  # `run` hands its Beam options to FileSystems itself
+        from duplexloom.pipelines.io import set_storage_options, split_storage_args
+
+        storage, rest = split_storage_args(rest)
+        set_storage_options(storage)  # before the command's first read or write (s3:// needs it)
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

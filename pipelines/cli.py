@@ -3,22 +3,63 @@
 Everything this parser does not know is handed to Beam untouched (``--runner``, ``--project``,
 ``--direct_running_mode``, ...); without ``--runner`` the DirectRunner is used. Prints the seed
 accounting ``seeds in = samples out + rejects`` at the end of every run.
-Exit codes: 0 ok; 2 bad config or unreadable input; 3 the run finished but with internal errors or
-an unbalanced account (look at rejects.jsonl).
+Exit codes: 0 ok; 2 a usage, config, input or environment error (one line on stderr, no
+traceback: an unknown key, a bad tokenizer file, an output folder that cannot be written, a full
+disk, ...); 3 the run finished but with internal errors or an unbalanced account (look at
+rejects.jsonl); 4 the run finished but more than ``max_transient_share`` of the lines ended in
+transient rejects (a service was down, an engine crashed): rerun the same command to retry them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import sys
 import time
+from typing import NoReturn
 
-from duplexloom.pipelines.config import ConfigError, load_config
+from duplexloom.pipelines.config import ConfigError, load_config, preflight
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints the usage too)
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+# errno values that are the environment's fault, not a bug: reported in one line, exit 2.
+ENV_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
+
+
+def environment_error(exc: BaseException) -> OSError | None:
+    """The OSError of the environment (disk full, permission, ...) behind ``exc``, if any: Beam
+    re-raises a worker's exception wrapped, so the cause chain is followed."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 20:
+        if isinstance(e, OSError) and e.errno in ENV_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+        seen += 1
+    text = str(exc)
+    for code in ENV_ERRNOS:  # a portable runner passes only the message along
+        if f"[Errno {code}]" in text:
+            return OSError(code, text.split(f"[Errno {code}]", 1)[1].strip().splitlines()[0])
+    return None
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="duplexloom run", description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog="duplexloom run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", help="YAML config merged over the embedded defaults")
     ap.add_argument(
         "--set",
@@ -43,10 +84,33 @@ def _quiet_beam_noise(record: logging.LogRecord) -> bool:
     return not any(n in str(record.msg) for n in _NOISE)
 
 
+class _HeldBeamErrors(logging.Filter):
+    """Holds back Beam's own ERROR records (a failing step logs its traceback before the run
+    raises): a full disk must end in one line, and a bug gets them printed after all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("apache_beam") and record.levelno >= logging.ERROR:
+            self.held.append(record)
+            return False
+        return True
+
+    def release(self) -> None:
+        for record in self.held:
+            print(logging.Formatter().format(record), file=sys.stderr)
+        self.held.clear()
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Beam warns on import, through the root logger, about optional GCP libraries; an error of
+    # ours must stay the one line on stderr.
+    logging.getLogger().addFilter(_quiet_beam_noise)
     args, beam_args = parser().parse_known_args(argv)
     sets = list(args.sets)
-    if args.out:
+    if args.out is not None:
         sets.append(f"output.dir={args.out}")
     if args.seeds:
         sets.append("input.seeds=[" + ",".join(repr(s) for s in args.seeds) + "]")
@@ -55,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, sets)
     except (ConfigError, OSError) as e:
-        print(f"duplexloom run: {e}", file=sys.stderr)
+        print(f"duplexloom run: {one_line(e)}", file=sys.stderr)
         return 2
     if args.print_config:
         from duplexloom.pipelines.config import resolved_yaml
@@ -70,17 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
-    from duplexloom.pipelines.run import run, seed_patterns
+    from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    held = _HeldBeamErrors()
     for h in logging.getLogger().handlers:  # installed by the Beam import above
         h.addFilter(_quiet_beam_noise)
+        h.addFilter(held)
 
+    from duplexloom.pipelines.io import set_storage_options
+
+    # s3:// seeds are matched below, before any Pipeline exists
+    options = set_storage_options(ensure_runner(beam_args))
     try:
         paths = resolve_inputs(seed_patterns(cfg))
-    except InputError as e:
-        print(f"duplexloom run: {e}", file=sys.stderr)
+        preflight(cfg)
+        make_pipeline(options)
+    except (InputError, ConfigError) as e:
+        print(f"duplexloom run: {one_line(e)}", file=sys.stderr)
         return 2
     print(
         f"duplexloom run: {len(paths)} seed file(s) -> {cfg.output.dir} ({cfg.shards.num_shards} shards)",
@@ -89,7 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.time()
     local = "://" not in cfg.output.dir
-    summary, _ = run(cfg, beam_args)
+    try:
+        summary, _ = run(cfg, beam_args)
+    except (InputError, ConfigError) as e:
+        print(f"duplexloom run: {one_line(e)}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
+        env = environment_error(e)
+        if env is None:
+            held.release()
+            raise  # a bug: its traceback is what a report needs
+        print(f"duplexloom run: the run stopped: {one_line(env)}", file=sys.stderr)
+        return 2
+    held.release()
     wall = time.time() - t0
     acc = summary["accounting"]
     ok = "OK" if acc["balanced"] else "MISMATCH"
@@ -107,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         report = write_qa_report(cfg.output.dir, summary)
         if report:
             print(f"QA report: {report}")
+    transient_over = summary["transient_share"] > cfg.max_transient_share
+    if transient_over:
+        print(
+            f"!!! {summary['transient_rejects']} of {acc['seeds_in']} line(s) ended in a transient reject "
+            f"(service unavailable, engine crash, I/O), over max_transient_share="
+            f"{cfg.max_transient_share:g}: rerun the same command to retry them",
+            file=sys.stderr,
+        )
     if summary["internal_errors"]:
         print(
             f"!!! {summary['internal_errors']} INTERNAL ERROR(S): see code internal_error in "
@@ -114,7 +206,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
-    return 0 if acc["balanced"] else 3
+    if not acc["balanced"]:
+        return 3
+    return 4 if transient_over else 0
+
+
+def one_line(e: BaseException) -> str:
+    """An error message on one line (a config error lists its keys on several)."""
+    text = re.sub(r":\s*\n\s*", ": ", str(e).strip())
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def write_qa_report(out_dir: str, summary: dict) -> str | None:

@@ -9,6 +9,9 @@ Output: a validated :class:`RunConfig`; unknown keys anywhere are clear errors
 ``duplexloom.timeline.config.TimelineConfig``, ``tts.options`` -> the TTS backend's own config
 model, ``aligner.options`` -> the aligner's) are validated by those models when the config is
 loaded, so a typo there fails before the job starts, not on a worker.
+:func:`preflight` then checks what the tree cannot say on its own, before any work starts: the
+tokenizer file loads, the layouts and ASR sides exist, the seeds are files, the output and cache
+folders can be written and their filesystem is installed.
 No reject codes (a bad config is the user's error, raised before anything runs).
 """
 
@@ -25,6 +28,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from duplexloom.timeline.families import check_channel_overrides
+
 
 class ConfigError(ValueError):
     """The config file or an override is wrong; the message names the key."""
@@ -40,7 +45,7 @@ class InputConfig(_Section):
 
 
 class OutputConfig(_Section):
-    dir: str = "out/run"
+    dir: str = Field(default="out/run", min_length=1)
     # Local directory for the content-addressed caches (TTS audio, alignments, track encodings).
     # None = "<dir>/cache" for a local output, "<system temp dir>/duplexloom-cache" on each worker
     # for a remote one. The caches use the local filesystem: a gs:// or s3:// cache is refused
@@ -86,9 +91,16 @@ class AlignerStageConfig(_Section):
 class SerializerConfig(_Section):
     tokenizer: str | None = None  # tokenizer.json path; None = the builtin offline tokenizer
     budget: int = Field(default=10, ge=1)
-    asr_sides: tuple[str, ...] = ("user",)
+    # Per-family overrides of what the action channel carries (SPEC 11 table; channels asr_user,
+    # asr_assistant, labels, tools, think), e.g. {dialogue: [asr_user]}; recorded in every sample.
+    channels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     lag_chunks: int = Field(default=2, ge=0)
     layouts: tuple[str, ...] = ("ta4",)
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return check_channel_overrides(v)
 
 
 class RunConfig(_Section):
@@ -106,6 +118,8 @@ class RunConfig(_Section):
     aligner: AlignerStageConfig = AlignerStageConfig()
     serializer: SerializerConfig = SerializerConfig()
     annotate_batch_size: int = Field(default=8, ge=1)
+    # SPEC 17: score every sample from its audio and action channel; a failing one is rejected.
+    semantic_check: bool = True
     # Policy for exceptions that are not RejectError (bugs or broken backends): "reject" turns each
     # into an ``internal_error`` reject with the traceback (counted and printed loudly at the end);
     # "fail" re-raises and stops the job.
@@ -118,6 +132,10 @@ class RunConfig(_Section):
     # torch's default of one thread per core on 2 cores, 0.4 CPU-s with 1). null = torch's default.
     # Part of the config digest: the thread count can change float reduction order.
     torch_threads: int | None = Field(default=1, ge=1)
+    # Largest share of input lines that may end in a transient reject (service down, engine crash,
+    # I/O; schemas/reject.py) for the run to count as done: above it the CLI exits 4, and a rerun
+    # of the same command retries exactly those seeds. Not part of the config digest.
+    max_transient_share: float = Field(default=0.01, ge=0.0, le=1.0)
 
     def cache_dir(self) -> str:
         if self.output.cache_dir:
@@ -236,6 +254,108 @@ def resolved_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True, allow_unicode=True)
 
 
+# ---- preflight --------------------------------------------------------------------------------
+
+SIDES = ("user", "assistant")
+
+
+def _sides_in(value: Any) -> list[Any]:
+    """Every side named by a ``*sides`` setting: a list of sides, or a table of such lists."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _sides_in(v)]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def check_serializer(cfg: RunConfig) -> None:
+    """Layouts, ASR sides and the tokenizer, as the serialize stage will use them."""
+    from duplexloom.pipelines.encode import LAYOUTS
+
+    sc = cfg.serializer.model_dump(mode="json")
+    for name in sc.get("layouts") or ():
+        if name != "ta4" and name not in LAYOUTS:
+            raise ConfigError(
+                f"serializer.layouts: unknown layout {name!r}; known: ta4, {', '.join(LAYOUTS)}"
+            )
+    # Any setting named like "asr_sides" (a list, or a per-family table of lists).
+    for key, value in sc.items():
+        if key.endswith("sides"):
+            bad = [s for s in _sides_in(value) if s not in SIDES]
+            if bad:
+                raise ConfigError(f"serializer.{key}: unknown side(s) {bad}; known: {', '.join(SIDES)}")
+    tok = cfg.serializer.tokenizer
+    if tok is not None and tok != "builtin":
+        _check_tokenizer(tok)
+
+
+def _check_tokenizer(path: str) -> None:
+    from duplexloom.pipelines import io
+
+    where = f"serializer.tokenizer {path!r}"
+    if not io.exists(path):
+        raise ConfigError(f"{where}: no such file")
+    try:
+        tree = json.loads(io.read_bytes(path))
+    except (OSError, ValueError) as e:  # IsADirectoryError, not UTF-8, not JSON
+        raise ConfigError(f"{where}: not a readable tokenizer.json: {e}") from None
+    model = tree.get("model") if isinstance(tree, dict) else None
+    if not isinstance(model, dict) or not model.get("type"):
+        raise ConfigError(f"{where}: not a tokenizer.json (a JSON object with a 'model' that has a 'type')")
+    from duplexloom.timeline.tokenizer import load_tokenizer
+
+    # What is left to fail is inside the tokenizers library, which raises an untyped Exception:
+    # such a file gets its traceback here, still before any work.
+    try:
+        load_tokenizer(path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{where}: cannot be loaded: {e}") from None
+
+
+def _check_writable_dir(path: str, what: str) -> None:
+    """``path`` is (or can become) a folder we can write to; a remote one needs its filesystem."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if "://" in path:
+        try:
+            FileSystems.get_filesystem(path)
+        except ValueError as e:
+            scheme = path.split("://", 1)[0]
+            hint = {"gs": " (pip install 'duplexloom[gcp]')", "s3": " (pip install 'duplexloom[aws]')"}
+            raise ConfigError(f"{what} {path!r}: {e}{hint.get(scheme, '')}") from None
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{what} {path!r} exists and is not a folder")
+    probe_base = path
+    while not os.path.exists(probe_base):  # the nearest existing parent must let us create it
+        parent = os.path.dirname(os.path.abspath(probe_base))
+        if parent == os.path.abspath(probe_base):
+            break
+        probe_base = parent
+    if not os.path.isdir(probe_base):
+        raise ConfigError(f"{what} {path!r}: {probe_base!r} is not a folder")
+    if not os.access(probe_base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path!r}: {probe_base!r} is not writable")
+
+
+def check_paths(cfg: RunConfig) -> None:
+    _check_writable_dir(cfg.output.dir, "output.dir")
+    if cfg.tts.cache:
+        _check_writable_dir(cfg.cache_dir(), "output.cache_dir")
+    lib = cfg.tts.speaker_library
+    if lib is not None:
+        from duplexloom.pipelines import io
+
+        if not io.exists(lib):
+            raise ConfigError(f"tts.speaker_library {lib!r}: no such file")
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Everything about ``cfg`` that can be known before the job starts; :class:`ConfigError`."""
+    check_serializer(cfg)
+    check_paths(cfg)
+
+
 def config_digest(cfg: RunConfig) -> str:
     """sha256 of everything that changes a sample's bytes (not where output goes, not progress),
     the aligner model's fingerprint included.
@@ -247,6 +367,7 @@ def config_digest(cfg: RunConfig) -> str:
     tree.pop("input", None)  # the per-shard seed digest covers the input itself
     tree.pop("progress", None)
     tree.pop("qa_report", None)
+    tree.pop("max_transient_share", None)
     tree["shards"].pop("resume", None)
     if cfg.aligner.enabled:
         # The bundled or local model's identity: retrained weights change every alignment.

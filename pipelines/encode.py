@@ -9,8 +9,15 @@ rejects the sample, it is never written) and the layout renderers named in
 ``serializer.layouts`` besides ``ta4`` (``lws``, ``ct``) when their modules exist.
 The two audio tracks' FLAC encodings are cached (:class:`FlacCache`) so that a prompt-only rerun,
 which changes every sample but none of its audio, does not encode them again.
+Between serializing and encoding, the **semantic self-check** (stage ``semantic``, SPEC 17,
+``duplexloom.qa.semantic``) scores the sample from its two tracks and its action channel; a
+failing sample becomes a ``semantic_<check>`` reject and is never written (``semantic_check:
+false`` turns the stage off).
 Reject codes: the serializer's (``text_outruns_audio``, ``piece_over_budget``, ...), the
-``check_chunks`` violation codes, ``unknown_layout``.
+``check_chunks`` violation codes, ``unknown_layout``; stage ``semantic``: ``semantic_channel``,
+``semantic_early_response``, ``semantic_early_label``, ``semantic_label_count``,
+``semantic_interrupt_stop``, ``semantic_backchannel``, ``semantic_tool_timing``,
+``semantic_asr_timing``, ``semantic_word_spans``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -30,9 +38,12 @@ from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
-from duplexloom.schemas import RejectError, SampleMeta
+from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
+from duplexloom.schemas import RejectError, SampleMeta, Timeline
+from duplexloom.timeline.families import action_channel, asr_sides, keep_channel
 
 STAGE = "serialize"
+SEMANTIC_STAGE = "semantic"
 log = logging.getLogger("duplexloom.pipelines")
 
 # layout name -> (module, function, member suffix); the function takes the timeline (+ tokenizer).
@@ -102,20 +113,65 @@ class FlacCache:
         return data
 
 
-def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> EncodedSample:
-    from duplexloom.timeline.sample_codec import encode_sample
-    from duplexloom.timeline.serialize import render_trace, serialize
+@dataclass(frozen=True)
+class Serialized:
+    """A session on its family's action channel, serialized to chunk records."""
+
+    timeline: Timeline
+    chunks: list
+    channel: tuple[str, ...]
+
+
+def serialize_one(ps, built, cfg, tokenizer) -> Serialized:
+    from duplexloom.timeline.serialize import serialize
     from duplexloom.timeline.validate import check_chunks
 
     sc = cfg.serializer
-    tl = built.timeline
+    # SPEC 11: the family decides what the action channel carries; the timeline keeps only that.
+    channel = action_channel(ps.plan.family, sc.channels)
+    tl = keep_channel(built.timeline, channel)
     chunks = serialize(
-        tl, tokenizer=tokenizer, budget=sc.budget, asr_sides=sc.asr_sides, lag_chunks=sc.lag_chunks
+        tl, tokenizer=tokenizer, budget=sc.budget, asr_sides=asr_sides(channel), lag_chunks=sc.lag_chunks
     )
     bad = check_chunks(tl, chunks, tokenizer, sc.budget, lag_chunks=sc.lag_chunks)
     if bad:
         v = bad[0]
         raise RejectError(v.code, f"chunk {v.chunk}: {v.detail} ({len(bad)} violation(s))")
+    return Serialized(tl, chunks, channel)
+
+
+def semantic_one(seed_id: str, ser: Serialized, built, lag_chunks: int) -> SemanticReport:
+    """SPEC 17: score the sample from its waveforms and its action channel; a failure is a reject
+    ``semantic_<check>`` naming the chunk (the sample is never shipped)."""
+    rep = check_sample(
+        sample_key(seed_id),
+        ser.timeline,
+        ser.chunks,
+        built.user_audio,
+        built.assistant_audio,
+        action_channel=ser.channel,
+        lag_chunks=lag_chunks,
+    )
+    if not rep.passed:
+        raise RejectError(reject_code(rep), rep.describe(), failed_checks=rep.failed_checks())
+    return rep
+
+
+def encode_one(
+    ps,
+    built,
+    ser: Serialized,
+    report: SemanticReport | None,
+    cfg,
+    tokenizer,
+    num_shards: int,
+    flac_cache=None,
+) -> EncodedSample:
+    from duplexloom.timeline.sample_codec import encode_sample
+    from duplexloom.timeline.serialize import render_trace
+
+    sc = cfg.serializer
+    tl, chunks, channel = ser.timeline, ser.chunks, ser.channel
     key = sample_key(ps.annotation.seed_id)
     ann = ps.annotation
     reply = next((c.reply_text for c in ann.cognition), None)
@@ -143,6 +199,8 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> E
         },
         timeline=tl,
         layouts=tuple(sc.layouts),
+        action_channel=channel,
+        action_channel_override=ps.plan.family in sc.channels,
         reply_text=reply,
     )
     extra = {
@@ -186,10 +244,26 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> E
         "assistant_speaker": ps.assistant.id,
         "tokenizer": tokenizer.info.name,
         "layouts": ",".join(sc.layouts),
+        "action_channel": ",".join(channel),
         "prompt_hashes": json.dumps(dict(sorted(ann.prompt_hashes.items())), sort_keys=True),
         "bytes": sum(len(v) for v in members.values()),
     }
-    return EncodedSample(shard=shard, key=key, members=members, row=row, timing=timing_of(tl))
+    timing = timing_of(tl)
+    timing["drawn"] = drawn_values(tl)
+    if report is not None:
+        timing["semantic"] = report.summary()
+    return EncodedSample(shard=shard, key=key, members=members, row=row, timing=timing)
+
+
+def drawn_values(tl) -> dict[str, list[float]]:
+    """The numeric values drawn from a distribution for this sample (SPEC 12), by name."""
+    out: dict[str, list[float]] = {}
+    for p in tl.augmentation:
+        if p.distribution in ("fixed", "derived") or p.distribution.startswith(("bernoulli", "choice")):
+            continue
+        if isinstance(p.value, int | float) and not isinstance(p.value, bool):
+            out.setdefault(p.name, []).append(float(p.value))
+    return out
 
 
 class EncodeSample(beam.DoFn):
@@ -211,21 +285,43 @@ class EncodeSample(beam.DoFn):
     def process(self, kv):
         seed_id, (ps, built) = kv
         n = self.cfg.shards.num_shards
+        policy = self.cfg.on_internal_error
+        shard = shard_of(sample_key(seed_id), n)
         with timed(STAGE):
-            enc, rej = call_routed(
-                STAGE,
-                seed_id,
-                encode_one,
-                ps,
-                built,
-                self.cfg,
-                self.tokenizer,
-                n,
-                self.flac_cache,
-                policy=self.cfg.on_internal_error,
+            ser, rej = call_routed(
+                STAGE, seed_id, serialize_one, ps, built, self.cfg, self.tokenizer, policy=policy
             )
+        report = None
+        if rej is None and self.cfg.semantic_check:
+            with timed(SEMANTIC_STAGE):
+                report, rej = call_routed(
+                    SEMANTIC_STAGE,
+                    seed_id,
+                    semantic_one,
+                    seed_id,
+                    ser,
+                    built,
+                    self.cfg.serializer.lag_chunks,
+                    policy=policy,
+                )
+        if rej is None:
+            with timed(STAGE):
+                enc, rej = call_routed(
+                    STAGE,
+                    seed_id,
+                    encode_one,
+                    ps,
+                    built,
+                    ser,
+                    report,
+                    self.cfg,
+                    self.tokenizer,
+                    n,
+                    self.flac_cache,
+                    policy=policy,
+                )
         if rej is not None:
-            yield beam.pvalue.TaggedOutput(REJECTS, (shard_of(sample_key(seed_id), n), rej))
+            yield beam.pvalue.TaggedOutput(REJECTS, (shard, rej))
             return
         self.done += 1
         if self.cfg.progress:

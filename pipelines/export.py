@@ -4,9 +4,11 @@ Input: WebDataset shards (SPEC section 13), matched by glob patterns through Bea
 ``FileSystems`` so ``gs://`` and ``s3://`` shards read the same as local ones. Each sample is
 decoded with :func:`duplexloom.timeline.sample_codec.decode_sample` into a ``DecodedSample``.
 Output: whatever the chosen exporter writes under a *local* output folder (trainers read local
-files; copy the folder to a bucket afterwards if needed), plus ``rejects.jsonl`` (one
-:class:`~duplexloom.schemas.reject.Reject` per sample that could not be exported) and
-``export_summary.json``.
+files; copy the folder to a bucket afterwards if needed), plus the rejects file (one
+:class:`~duplexloom.schemas.reject.Reject` per sample that could not be exported; named by the
+exporter's ``rejects_file``, default ``rejects.jsonl``) and ``export_summary.json``. A sample the
+format has no use for (an exporter raises :class:`SkipSample`) is counted under ``skipped`` and
+its key listed in ``skipped_keys``: it is not a reject, the data is fine.
 
 Exporters register themselves with :func:`register_exporter`; ``moshi`` lives in
 ``export_moshi.py``, ``nemo`` in ``export_nemo.py``.
@@ -37,8 +39,18 @@ from duplexloom.timeline.sample_codec import DecodedSample, decode_sample, iter_
 STAGE = "export"
 
 
+class SkipSample(Exception):
+    """Raised by an exporter's ``add`` for a sample its format has no use for (counted, not rejected)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
 class Exporter(Protocol):
-    """Writes samples under one output folder; ``close`` writes the per-export files (manifests)."""
+    """Writes samples under one output folder; ``close`` writes the per-export files (manifests).
+    An exporter may set ``rejects_file`` (a name under the output folder)."""
 
     def add(self, sample: DecodedSample) -> dict[str, float]: ...
 
@@ -182,6 +194,8 @@ class ExportSummary:
     audio_s: float = 0.0
     wall_s: float = 0.0
     reject_codes: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_keys: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -212,6 +226,10 @@ def run_export(
             sample = decode_or_reject(key, members)
             check_words_inside(sample)
             stats = exporter.add(sample)
+        except SkipSample as skip:
+            summary.skipped[skip.code] = summary.skipped.get(skip.code, 0) + 1
+            summary.skipped_keys.append(key)
+            continue
         except RejectError as err:
             rejects.append(err.to_reject(key, STAGE))
             summary.reject_codes[err.code] = summary.reject_codes.get(err.code, 0) + 1
@@ -221,7 +239,7 @@ def run_export(
         if progress is not None:
             progress(key)
     files = exporter.close()
-    rejects_path = out / "rejects.jsonl"
+    rejects_path = out / getattr(exporter, "rejects_file", "rejects.jsonl")
     with rejects_path.open("w", encoding="utf-8") as f:
         for r in rejects:
             f.write(r.model_dump_json() + "\n")

@@ -26,13 +26,30 @@ def build_parser() -> argparse.ArgumentParser:
     moshi.add_argument(
         "--assistant-words-only", action="store_true", help="leave the user's words out of the alignments"
     )
+    moshi.add_argument(
+        "--min-duration",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pack consecutive sessions into files of at least this duration (0: one file per session)",
+    )
+    moshi.add_argument(
+        "--gap", type=float, default=1.0, metavar="SECONDS", help="silence between packed sessions"
+    )
 
     nemo = sub.add_parser("nemo", help="NeMo duplex S2S: Lhotse cuts with target_audio")
     nemo.add_argument(
-        "--target-sample-rate", type=int, default=None, help="assistant track rate (default: session rate)"
+        "--target-sample-rate",
+        type=int,
+        default=22_050,
+        help="assistant track rate (default 22050, the s2s_duplex recipe's codec rate; 0: the session rate)",
     )
-    nemo.add_argument("--shar", action="store_true", help="also write the cuts as Lhotse Shar under OUT/shar")
+    nemo.add_argument(
+        "--no-shar", dest="shar", action="store_false", help="skip the Lhotse Shar copy under OUT/shar"
+    )
     nemo.add_argument("--shar-shard-size", type=int, default=1000)
+    nemo.add_argument("--user-role", default="user", help="user supervisions' speaker (NeMo input_roles)")
+    nemo.add_argument("--agent-role", default="agent", help="assistant supervisions' speaker (output_roles)")
 
     for sp in (moshi, nemo):
         sp.add_argument(
@@ -53,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
             "sample_rate": args.sample_rate,
             "relative_paths": args.relative_paths,
             "include_user_words": not args.assistant_words_only,
+            "min_duration_s": args.min_duration,
+            "gap_s": args.gap,
         }
     else:
         options = {
-            "target_sample_rate": args.target_sample_rate,
+            "target_sample_rate": args.target_sample_rate or None,
             "shar": args.shar,
             "shar_shard_size": args.shar_shard_size,
+            "user_role": args.user_role,
+            "agent_role": args.agent_role,
         }
     summary = run_export(args.format, shards, out, **options)
     print(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))

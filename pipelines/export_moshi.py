@@ -11,18 +11,28 @@ Input: ``DecodedSample`` (session clock, 16 kHz mono tracks). Output under ``OUT
     OUT/manifest.jsonl
     OUT/data_stereo/<key>.wav     24 kHz, 2 channels, PCM 16 (0 = assistant, 1 = user)
     OUT/data_stereo/<key>.json    {"alignments": [...]}  assistant SPEAKER_MAIN, user SPEAKER_OTHER
+    OUT/rejects.ndjson            not ``*jsonl``: moshi-finetune reads every ``*jsonl`` under a
+                                  ``train_data`` folder as a manifest, so the manifest is the only one
+
+With ``min_duration_s`` consecutive sessions (shard order) are packed into one file of at least
+that duration (the last one may be shorter), ``gap_s`` of silence between them, named
+``pack_000000.wav``; its ``.json`` also lists the ``sessions`` (key, start_s, duration_s) it holds.
 
 Word times come from the timeline (integer samples at the session rate) divided by that rate, so
-resampling the audio does not move them. An interrupted assistant utterance contributes only the
-words heard before the cut. Reject codes: none of its own (see ``export.py``).
+resampling the audio does not move them. Words keep the punctuation of the utterance text around
+them (``"Okay,"``, ``"的。"``), as moshi's own transcripts do. An interrupted assistant utterance
+contributes only the words heard before the cut. Sessions in which the assistant says no word
+are skipped (summary ``skipped``, code ``assistant_silent``): they would teach the model to keep
+quiet. Reject codes: none of its own (see ``export.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +40,10 @@ import soundfile as sf
 
 from duplexloom.schemas.sample import SampleMeta
 from duplexloom.schemas.units import samples_to_seconds
+from duplexloom.schemas.utterance import TimedSpan, Utterance
 from duplexloom.timeline.sample_codec import DecodedSample
 
-from .export import heard_words, resample
+from .export import SkipSample, heard_words, resample
 
 MOSHI_SAMPLE_RATE = 24_000
 SPEAKER_MAIN = "SPEAKER_MAIN"  # the voice the model learns to produce: our assistant
@@ -41,24 +52,52 @@ ASSISTANT_CHANNEL = 0
 USER_CHANNEL = 1
 AUDIO_DIR = "data_stereo"
 MANIFEST = "manifest.jsonl"
+REJECTS_FILE = "rejects.ndjson"
 TIME_DECIMALS = 6  # microseconds: far below one sample at 24 kHz, keeps the JSON short
 
 Alignment = tuple[str, tuple[float, float], str]
 
 
-def moshi_alignments(meta: SampleMeta, include_user: bool = True) -> list[Alignment]:
+def _is_punct(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
+
+
+def punctuated(utt: Utterance, words: list[TimedSpan]) -> list[str]:
+    """Each word's text with the punctuation around it in ``utt.text``: the punctuation right
+    after it, and any opening punctuation right before it, with the text's casing. Words are found
+    in order in the text (case-insensitively); a word that is not found keeps its own text."""
+    text, cursor, out = utt.text, 0, []
+    folded = text.lower() if len(text.lower()) == len(text) else text  # indexes must stay valid
+    for w in words:
+        i = folded.find(w.text.lower() if folded is not text else w.text, cursor)
+        if i < 0 or w.text == "":
+            out.append(w.text)
+            continue
+        lead_start = i
+        while lead_start > cursor and _is_punct(text[lead_start - 1]):
+            lead_start -= 1
+        end = i + len(w.text)
+        while end < len(text) and _is_punct(text[end]):
+            end += 1
+        out.append(text[lead_start:end])
+        cursor = end
+    return out
+
+
+def moshi_alignments(meta: SampleMeta, include_user: bool = True, offset_s: float = 0.0) -> list[Alignment]:
     """``(word, (start_s, end_s), speaker)`` of every heard word, sorted by start (moshi-finetune
-    looks words up by bisection, so the order matters)."""
+    looks words up by bisection, so the order matters); ``offset_s`` is added to every time."""
     sr = meta.timeline.sample_rate
     out: list[Alignment] = []
     for utt in meta.timeline.utterances:
         if utt.speaker == "user" and not include_user:
             continue
         speaker = SPEAKER_MAIN if utt.speaker == "assistant" else SPEAKER_OTHER
-        for w in heard_words(utt):
-            start_s = round(samples_to_seconds(w.start_samples, sr), TIME_DECIMALS)
-            end_s = round(samples_to_seconds(w.end_samples, sr), TIME_DECIMALS)
-            out.append((w.text, (start_s, end_s), speaker))
+        words = heard_words(utt)
+        for w, text in zip(words, punctuated(utt, words), strict=True):
+            start_s = round(offset_s + samples_to_seconds(w.start_samples, sr), TIME_DECIMALS)
+            end_s = round(offset_s + samples_to_seconds(w.end_samples, sr), TIME_DECIMALS)
+            out.append((text, (start_s, end_s), speaker))
     out.sort(key=lambda a: (a[1][0], a[1][1], a[2] != SPEAKER_MAIN))
     return out
 
@@ -74,12 +113,29 @@ def moshi_stereo(sample: DecodedSample, sample_rate: int = MOSHI_SAMPLE_RATE) ->
     return np.clip(stereo, -1.0, 1.0)
 
 
+def assistant_speaks(meta: SampleMeta) -> bool:
+    return any(heard_words(u) for u in meta.timeline.utterances if u.speaker == "assistant")
+
+
+@dataclass
+class _Pack:
+    """Sessions waiting to be written as one file."""
+
+    audio: list[np.ndarray] = field(default_factory=list)
+    alignments: list[Alignment] = field(default_factory=list)
+    sessions: list[dict[str, object]] = field(default_factory=list)
+    n_samples: int = 0
+
+
 class MoshiExporter:
-    """Writes one stereo wav + alignments JSON per sample; ``close`` writes the manifest.
+    """Writes one stereo wav + alignments JSON per sample (or per pack of samples with
+    ``min_duration_s``); ``close`` writes the manifest.
 
     ``relative_paths``: manifest paths relative to ``OUT`` (run the trainer from ``OUT``) instead
     of absolute ones (moshi-finetune opens the path, and the ``.json`` beside it, as given).
     """
+
+    rejects_file = REJECTS_FILE
 
     def __init__(
         self,
@@ -88,28 +144,74 @@ class MoshiExporter:
         sample_rate: int = MOSHI_SAMPLE_RATE,
         relative_paths: bool = False,
         include_user_words: bool = True,
+        min_duration_s: float = 0.0,
+        gap_s: float = 1.0,
     ) -> None:
+        if min_duration_s < 0 or gap_s < 0:
+            raise ValueError(f"min_duration_s ({min_duration_s}) and gap_s ({gap_s}) must be >= 0")
         self.out_dir = Path(out_dir)
         self.audio_dir = self.out_dir / AUDIO_DIR
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         self.sample_rate = sample_rate
         self.relative_paths = relative_paths
         self.include_user_words = include_user_words
+        self.min_duration_s = min_duration_s
+        self.gap_samples = int(round(gap_s * sample_rate))
         self.entries: list[dict[str, object]] = []
+        self.pack = _Pack()
+        self.n_packs = 0
 
     def add(self, sample: DecodedSample) -> dict[str, float]:
+        if not assistant_speaks(sample.meta):
+            raise SkipSample("assistant_silent", f"{sample.key}: the assistant says no word")
         stereo = moshi_stereo(sample, self.sample_rate)
-        wav_path = self.audio_dir / f"{sample.key}.wav"
-        sf.write(wav_path, stereo, self.sample_rate, format="WAV", subtype="PCM_16")
-        alignments = moshi_alignments(sample.meta, self.include_user_words)
-        doc = {"alignments": [[word, [s, e], spk] for word, (s, e), spk in alignments]}
-        wav_path.with_suffix(".json").write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
         duration_s = len(stereo) / self.sample_rate
-        path = wav_path.relative_to(self.out_dir) if self.relative_paths else wav_path.resolve()
-        self.entries.append({"path": str(path), "duration": duration_s})
+        if self.min_duration_s <= 0:
+            alignments = moshi_alignments(sample.meta, self.include_user_words)
+            self._write(sample.key, [stereo], alignments, None)
+            return {"duration_s": duration_s}
+        pack = self.pack
+        if pack.audio:
+            pack.audio.append(np.zeros((self.gap_samples, 2), dtype=np.float32))
+            pack.n_samples += self.gap_samples
+        offset_s = pack.n_samples / self.sample_rate
+        pack.alignments += moshi_alignments(sample.meta, self.include_user_words, offset_s)
+        pack.sessions.append(
+            {"key": sample.key, "start_s": round(offset_s, TIME_DECIMALS), "duration_s": duration_s}
+        )
+        pack.audio.append(stereo)
+        pack.n_samples += len(stereo)
+        if pack.n_samples / self.sample_rate >= self.min_duration_s:
+            self._flush()
         return {"duration_s": duration_s}
 
+    def _flush(self) -> None:
+        if self.pack.audio:
+            name = f"pack_{self.n_packs:06d}"
+            self._write(name, self.pack.audio, self.pack.alignments, self.pack.sessions)
+            self.n_packs += 1
+        self.pack = _Pack()
+
+    def _write(
+        self,
+        name: str,
+        parts: list[np.ndarray],
+        alignments: list[Alignment],
+        sessions: list[dict[str, object]] | None,
+    ) -> None:
+        stereo = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        wav_path = self.audio_dir / f"{name}.wav"
+        sf.write(wav_path, stereo, self.sample_rate, format="WAV", subtype="PCM_16")
+        alignments = sorted(alignments, key=lambda a: (a[1][0], a[1][1], a[2] != SPEAKER_MAIN))
+        doc: dict[str, object] = {"alignments": [[word, [s, e], spk] for word, (s, e), spk in alignments]}
+        if sessions is not None:
+            doc["sessions"] = sessions
+        wav_path.with_suffix(".json").write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+        path = wav_path.relative_to(self.out_dir) if self.relative_paths else wav_path.resolve()
+        self.entries.append({"path": str(path), "duration": len(stereo) / self.sample_rate})
+
     def close(self) -> list[Path]:
+        self._flush()
         manifest = self.out_dir / MANIFEST
         with manifest.open("w", encoding="utf-8") as f:
             for entry in self.entries:

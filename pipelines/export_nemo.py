@@ -2,15 +2,19 @@
 
 NeMo's ``DuplexS2SDataset`` (speechlm2 collection) reads Lhotse ``MonoCut``s whose recording is
 the user's audio, whose ``custom["target_audio"]`` is a ``Recording`` of the assistant's track,
-and whose supervisions are the turns, one per utterance, with ``speaker`` ``User`` / ``Assistant``
-(the dataset's default ``input_roles`` / ``output_roles`` include those names).
+and whose supervisions are the turns, one per utterance. Defaults follow that dataset and the
+``s2s_duplex`` recipe as they are: supervision speakers ``user`` / ``agent`` (the dataset's
+default ``input_roles`` / ``output_roles``); the assistant track at 22050 Hz, the recipe's codec
+rate, because the dataset resamples only the recording (``cuts.resample(target_sample_rate)``)
+and reads ``target_audio`` at its stored rate as if it were the target rate; and Lhotse Shar
+(the recipe's ``type: lhotse_shar``) written beside the CutSet.
 
 Input: ``DecodedSample``. Output under ``OUT``::
 
     OUT/cuts.jsonl.gz                     the CutSet (``CutSet.from_file`` reads it back)
     OUT/audio/<key>.user.flac             session rate (16 kHz), mono
-    OUT/audio/<key>.assistant.flac        ``target_sample_rate`` (default: the session rate)
-    OUT/shar/                             only with ``shar=True``: the same cuts as Lhotse Shar
+    OUT/audio/<key>.assistant.flac        ``target_sample_rate`` (default 22050 Hz)
+    OUT/shar/                             the same cuts as Lhotse Shar (unless ``shar=False``)
 
 Per cut, ``custom`` also keeps the action channel (``actions``: every action object of the
 timeline, ``offset_s`` added), ``system_prompt``, ``family``, ``lang``, ``session_id``, ``seed_id``.
@@ -34,7 +38,9 @@ from duplexloom.timeline.sample_codec import DecodedSample, encode_flac
 
 from .export import heard_span, heard_text, heard_words, resample
 
-ROLES = {"user": "User", "assistant": "Assistant"}
+USER_ROLE = "user"  # DuplexS2SDataset's default input_roles
+AGENT_ROLE = "agent"  # ... and output_roles
+NEMO_TARGET_SAMPLE_RATE = 22_050  # the s2s_duplex recipe's codec rate
 CUTS_FILE = "cuts.jsonl.gz"
 AUDIO_DIR = "audio"
 SHAR_DIR = "shar"
@@ -61,9 +67,12 @@ def _recording(rec_id: str, path: Path, sample_rate: int, num_samples: int) -> A
     )
 
 
-def nemo_supervisions(meta: SampleMeta, recording_id: str) -> list[Any]:
+def nemo_supervisions(
+    meta: SampleMeta, recording_id: str, user_role: str = USER_ROLE, agent_role: str = AGENT_ROLE
+) -> list[Any]:
     """One ``SupervisionSegment`` per heard utterance (seconds on the cut's clock), by start."""
     lhotse = _lhotse()
+    roles = {"user": user_role, "assistant": agent_role}
     sr = meta.timeline.sample_rate
     sups = []
     for utt in meta.timeline.utterances:
@@ -87,7 +96,7 @@ def nemo_supervisions(meta: SampleMeta, recording_id: str) -> list[Any]:
                 channel=0,
                 text=heard_text(utt),
                 language=utt.lang,
-                speaker=ROLES[utt.speaker],
+                speaker=roles[utt.speaker],
                 alignment={
                     "word": [
                         lhotse.supervision.AlignmentItem(
@@ -132,9 +141,11 @@ class NemoExporter:
         self,
         out_dir: Path,
         *,
-        target_sample_rate: int | None = None,
-        shar: bool = False,
+        target_sample_rate: int | None = NEMO_TARGET_SAMPLE_RATE,
+        shar: bool = True,
         shar_shard_size: int = 1000,
+        user_role: str = USER_ROLE,
+        agent_role: str = AGENT_ROLE,
     ) -> None:
         _lhotse()  # fail before any work when lhotse is missing
         self.out_dir = Path(out_dir)
@@ -143,6 +154,7 @@ class NemoExporter:
         self.target_sample_rate = target_sample_rate
         self.shar = shar
         self.shar_shard_size = shar_shard_size
+        self.user_role, self.agent_role = user_role, agent_role
         self.cuts: list[Any] = []
 
     def add(self, sample: DecodedSample) -> dict[str, float]:
@@ -167,7 +179,7 @@ class NemoExporter:
             duration=user_rec.duration,
             channel=0,
             recording=user_rec,
-            supervisions=nemo_supervisions(meta, user_rec.id),
+            supervisions=nemo_supervisions(meta, user_rec.id, self.user_role, self.agent_role),
             custom={"target_audio": target_rec, **cut_custom(meta)},
         )
 

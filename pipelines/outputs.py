@@ -6,26 +6,39 @@ Output, through FileSystems with atomic renames:
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
 * ``summary.json`` — counts per stage, family and reject code, audio hours, timing histograms, the
   resolved config, package versions, prompt hashes, git revision, and the accounting check
-  ``seeds_in == samples_out + rejects``.
+  ``seeds_in == samples_out + rejects``, and the count and share of transient rejects.
+Then the folder is made to hold exactly this run (README, "Output folder"): shard tars and state
+files of shards this run did not write or keep (a run with more shards or other seeds before it),
+temporary files of interrupted writes (``*.tmp-*``) and the spool ``_work/`` are deleted. Only
+names this project writes are touched (``shards/%06d.tar``, ``state/%06d.json``, ``*.tmp-*``).
 No reject codes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter, defaultdict
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from duplexloom.pipelines import io
 from duplexloom.pipelines.routing import INTERNAL_ERROR
 from duplexloom.pipelines.spool import delete_tree, work_dir
+from duplexloom.qa.semantic import BINS as SEMANTIC_BINS
+from duplexloom.qa.semantic import CHECKS as SEMANTIC_CHECKS
+from duplexloom.qa.semantic import REFERENCE as SEMANTIC_REFERENCE
 from duplexloom.schemas import Reject
+from duplexloom.schemas.reject import is_transient
+from duplexloom.timeline.families import FAMILY_CHANNELS, action_channel
+from duplexloom.timeline.timing import histograms
 
-STAGE_ORDER = ("seeds", "annotate", "dedup", "plan", "tts", "align", "build", "serialize")
+STAGE_ORDER = ("seeds", "annotate", "dedup", "plan", "tts", "align", "build", "serialize", "semantic")
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "key": pa.string(),
@@ -46,6 +59,7 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "assistant_speaker": pa.string(),
     "tokenizer": pa.string(),
     "layouts": pa.string(),
+    "action_channel": pa.string(),
     "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
     "bytes": pa.int64(),
 }
@@ -122,6 +136,62 @@ def timing_histograms(timings: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def semantic_summary(timings: list[dict[str, Any]], rejects: list[Reject]) -> dict[str, Any]:
+    """SPEC 17 in the summary: per check, how many samples it scored and the pass rate (a rejected
+    sample counts against every check it failed), and the audio-measured timings beside their
+    reference values."""
+    applied: Counter = Counter()
+    passed: Counter = Counter()
+    measured: dict[str, list[float]] = defaultdict(list)
+    for t in timings:
+        sem = t.get("semantic") or {}
+        for check, ok in sem.get("checks", {}).items():
+            applied[check] += 1
+            passed[check] += bool(ok)
+        for name, vals in sem.get("measured", {}).items():
+            measured[name].extend(vals)
+    rejected = [r for r in rejects if r.stage == "semantic"]
+    for r in rejected:
+        for check in (r.extra or {}).get("failed_checks", []):
+            applied[check] += 1
+    scored = len(timings) + len(rejected)
+    return {
+        "scored": scored,
+        "rejected": len(rejected),
+        "reject_share": round(len(rejected) / scored, 4) if scored else 0.0,
+        "checks": {
+            c: {"n": applied[c], "pass_rate": round(passed[c] / applied[c], 4) if applied[c] else None}
+            for c in SEMANTIC_CHECKS
+        },
+        "measured": {
+            name: {
+                **histograms(vals, SEMANTIC_BINS.get(name, 20)),
+                "std": round(float(np.std(vals)), 6) if vals else None,
+                "reference": SEMANTIC_REFERENCE.get(name, ""),
+            }
+            for name, vals in sorted(measured.items())
+        },
+    }
+
+
+def drawn_histograms(timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """SPEC 12: a histogram of every value drawn from a distribution, by name (seconds, fractions)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for t in timings:
+        for name, vals in (t.get("drawn") or {}).items():
+            values[name].extend(vals)
+    return {name: histograms(vals, 20) for name, vals in sorted(values.items())}
+
+
+def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
+    """family -> what its action channel carried in this run, and whether the run overrode SPEC 11."""
+    overrides = (resolved_config.get("serializer") or {}).get("channels") or {}
+    return {
+        fam: {"channel": list(action_channel(fam, overrides)), "override": fam in overrides}
+        for fam in FAMILY_CHANNELS
+    }
+
+
 def build_summary(
     results: list, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
 ) -> dict[str, Any]:
@@ -130,6 +200,7 @@ def build_summary(
     timings = [t for res in results for t in res.timings]
     seeds_in = sum(res.n_lines for res in results)
     by_stage = Counter(r.stage for r in rejects)
+    transient = sum(1 for r in rejects if is_transient(r.code))
     stages: dict[str, dict[str, int]] = {}
     n_in = seeds_in
     for st in STAGE_ORDER:
@@ -150,6 +221,8 @@ def build_summary(
             "balanced": seeds_in == len(rows) + len(rejects),
         },
         "internal_errors": sum(1 for r in rejects if r.code == INTERNAL_ERROR),
+        "transient_rejects": transient,
+        "transient_share": round(transient / seeds_in, 6) if seeds_in else 0.0,
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
         "family_substitutions": dict(
@@ -169,6 +242,9 @@ def build_summary(
             "bytes": sum(r.tar_bytes for r in results),
         },
         "timing_histograms": timing_histograms(timings),
+        "action_channel": action_channel_table(resolved_config),
+        "semantic": semantic_summary(timings, rejects),
+        "drawn_histograms": drawn_histograms(timings),
         "prompt_hashes": dict(sorted(prompt_hashes.items())),
         "config": resolved_config,
         "config_digest": config_digest,
@@ -195,4 +271,55 @@ def write_outputs(
     # Every shard is written and has removed its own spool folder; what is left (a crashed
     # earlier run's leftovers) goes too.
     delete_tree(work_dir(out_dir))
+    remove_stale(out_dir, {r.shard for r in results})
     return summary
+
+
+_SHARD_FILE = re.compile(r"(\d{6})\.(tar|json)")
+TMP_MARK = ".tmp-"  # io.open_atomic's temporary names: <target>.tmp-<uuid hex>
+CACHE_SUBDIRS = ("tts", "align", "flac")  # the caches' folders under output.cache_dir
+
+
+def stale_files(out_dir: str, keep_shards: set[int]) -> list[str]:
+    """Files under ``out_dir`` that a finished run must not leave: shards and states of other
+    shards than ``keep_shards``, and temporary files of interrupted atomic writes."""
+    found: list[str] = []
+    for pattern, sub in (("*", ""), ("shards/*", "shards"), ("state/*", "state")):
+        for path in io.match(io.join(out_dir, pattern)):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if TMP_MARK in name:
+                found.append(path)
+                continue
+            m = _SHARD_FILE.fullmatch(name)
+            wanted = {"shards": "tar", "state": "json"}.get(sub)
+            if m and m.group(2) == wanted and int(m.group(1)) not in keep_shards:
+                found.append(path)
+    return sorted(found)
+
+
+def remove_stale(out_dir: str, keep_shards: set[int]) -> list[str]:
+    stale = stale_files(out_dir, keep_shards)
+    if stale:
+        io.delete(stale)
+    return stale
+
+
+def remove_cache_leftovers(cache_dir: str, older_than: float) -> int:
+    """Delete the temporary files (``*.tmp``) that killed writers left in a local cache, when last
+    modified before ``older_than`` (epoch seconds: this run's start, so a concurrent run's write in
+    flight is left alone). Returns how many were removed."""
+    n = 0
+    if "://" in cache_dir:
+        return 0
+    # Only the caches' own folders: output.cache_dir may be a shared directory such as /tmp.
+    for root, _dirs, files in (w for sub in CACHE_SUBDIRS for w in os.walk(os.path.join(cache_dir, sub))):
+        for name in files:
+            if name.endswith(".tmp") or TMP_MARK in name:
+                path = os.path.join(root, name)
+                try:
+                    if os.stat(path).st_mtime < older_than:
+                        os.unlink(path)
+                        n += 1
+                except FileNotFoundError:
+                    pass  # its writer renamed or removed it meanwhile
+    return n

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,17 @@ from duplexloom.pipelines import io
 from duplexloom.pipelines.align import AlignerModelHandler
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
-from duplexloom.pipelines.config import RunConfig, config_digest, resolved_yaml
+from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
 from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.memory import pin_mmap_threshold
-from duplexloom.pipelines.outputs import write_outputs
+from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
 from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
 from duplexloom.pipelines.shards import WriteShard
-from duplexloom.pipelines.spool import SpoolClip, SpoolSample
+from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
 from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.tts import TTSModelHandler
 
@@ -201,18 +202,39 @@ def ensure_runner(beam_args: list[str]) -> list[str]:
     return ["--runner=DirectRunner", *beam_args]
 
 
+def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """The Beam pipeline of these options; an unknown ``--runner`` is a :class:`ConfigError`."""
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as e:
+        raise ConfigError(f"Beam options: {e}") from None
+
+
 def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, Any], Any]:
-    """Run the job; returns (summary, Beam PipelineResult)."""
+    """Run the job; returns (summary, Beam PipelineResult). The Beam options reach FileSystems
+    before the first read or write (``s3://`` needs them); the config and the inputs are checked
+    first (:func:`~.config.preflight`, :class:`~.config.ConfigError`; :class:`~.seeds.InputError`);
+    a run that raises removes its spool, a finished one also the cache files killed runs left."""
+    t_start = time.time()
+    options = io.set_storage_options(ensure_runner(beam_args or []))
+    preflight(cfg)
     paths = resolve_inputs(seed_patterns(cfg))
+    p = make_pipeline(options)
     out_dir = cfg.output.dir
     io.mkdirs(out_dir)
     io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
     pin_mmap_threshold()  # the DirectRunner runs the stages in this process
-    options = PipelineOptions(ensure_runner(beam_args or []))
-    p = beam.Pipeline(options=options)
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
-    result = p.run()
-    result.wait_until_finish()
+    finished = False
+    try:
+        result = p.run()
+        result.wait_until_finish()
+        finished = True
+    finally:
+        if not finished:  # the shards written so far stay (resume); the spool is of no use
+            delete_tree(work_dir(out_dir))
+    if cfg.tts.cache:
+        remove_cache_leftovers(cfg.cache_dir(), older_than=t_start)
     summary = json_load(io.join(out_dir, "summary.json"))
     return summary, result
 

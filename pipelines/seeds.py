@@ -2,6 +2,8 @@
 
 Input: paths/globs of JSON-lines seed files (any FileSystems scheme). Blank lines are not seeds
 (counted as ``blank_lines``); every other line ends in a :class:`Seed` or a :class:`Reject`.
+A shard finished by an earlier run is skipped (resume) unless its state holds a transient reject:
+then it is recomputed, so a rerun retries the seeds an outage cost.
 Output: ``(shard, (Seed, ...))`` batches of the surviving seeds (deterministic: id order), ``(shard, Reject)`` on the ``rejects`` tag and
 one :class:`ShardPlan` per shard on the ``plans`` tag (whether the shard is finished already, see
 :mod:`.shards`).
@@ -11,15 +13,24 @@ duplicates meet in one place; the first line in (file, line) order wins and ever
 rejected ``duplicate_id``. Rejects of this stage are keyed by ``<file>:<line>`` (what the user must
 fix), with the seed id in ``extra`` when there is one.
 
+Hostile input (docs/DECISIONS.md, "Seed lines"): a UTF-8 byte-order mark before a line is
+dropped; NaN/Infinity, numbers past float range or past Python's 4300-digit integer limit, nesting
+deeper than :data:`MAX_JSON_DEPTH` and lone surrogates are rejects, not crashes; in turn texts and
+topics, line breaks and tabs become spaces, and any other control character (NUL, ESC of an ANSI
+sequence, DEL, C1) rejects the line, so none reaches the token stream or a trace.
+
 Reject codes: ``invalid_encoding``, ``line_too_long``, ``invalid_json``, ``missing_field``,
 ``invalid_id``, ``unsupported_language``, ``empty_text``, ``text_too_long``, ``marker_in_text``,
-``empty_seed``, ``invalid_seed``, ``duplicate_id``.
+``control_char_in_text``, ``empty_seed``, ``invalid_seed``, ``duplicate_id``, ``key_collision``.
+All are final (bad data, see ``schemas/reject.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +42,18 @@ from duplexloom.pipelines import io
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.schemas import Reject, RejectError, Seed
+from duplexloom.schemas.reject import is_transient
 
 STAGE = "seeds"
 PLANS = "plans"
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a line this long is refused before JSON parsing
+MAX_JSON_DEPTH = 64  # nesting (objects and arrays) a seed line may have; a seed needs 4
+BOM = b"\xef\xbb\xbf"
+# Line breaks and tabs inside a text are word separators: they become one space each.
+_SPACE_LIKE = re.compile("[\t\n\v\f\r\x85\u2028\u2029]")
+# Every other control character (C0, DEL, C1) has no business in speakable text.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(RuntimeError):
@@ -108,18 +127,89 @@ def usable_id(obj: Any) -> str | None:
     return None
 
 
-def parse_seed_line(raw: bytes) -> Seed:
-    """One JSON line -> :class:`Seed`; raises :class:`RejectError` for a bad line."""
+def _no_constant(name: str) -> Any:
+    raise RejectError("invalid_json", f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise RejectError("invalid_json", f"number {text[:40]!r} is out of range")
+    return v
+
+
+def load_json_line(raw: bytes) -> Any:
+    """Strict JSON of one line: UTF-8 (a leading BOM dropped), no NaN/Infinity, finite numbers,
+    nesting at most :data:`MAX_JSON_DEPTH`, no lone surrogates; :class:`RejectError` otherwise."""
     if len(raw) > MAX_LINE_BYTES:
         raise RejectError("line_too_long", f"{len(raw)} bytes, over the limit of {MAX_LINE_BYTES}")
+    if raw.startswith(BOM):
+        raw = raw[len(BOM) :]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise RejectError("invalid_encoding", f"not UTF-8: {e}") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise RejectError("invalid_json", f"{e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise RejectError("invalid_json", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:  # an integer past Python's digit limit
+        raise RejectError("invalid_json", f"number out of range: {str(e)[:200]}") from None
+    _check_values(obj)
+    return obj
+
+
+def _check_values(obj: Any) -> None:
+    """Depth and string checks over the parsed line, iteratively (no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise RejectError("invalid_json", f"nested deeper than {MAX_JSON_DEPTH} levels")
+            items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+            for k, v in items:
+                if k is not None:
+                    stack.append((k, depth))
+                stack.append((v, depth + 1))
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            raise RejectError("invalid_encoding", "a string holds a lone UTF-16 surrogate (not text)")
+
+
+def _clean_text(text: Any, where: str) -> Any:
+    if not isinstance(text, str):
+        return text  # the schema reports the type
+    text = _SPACE_LIKE.sub(" ", text)
+    bad = _CONTROL.search(text)
+    if bad:
+        raise RejectError("control_char_in_text", f"{where} holds control character U+{ord(bad.group()):04X}")
+    return text
+
+
+def _clean_texts(obj: dict[str, Any]) -> dict[str, Any]:
+    """Turn texts and the topic with line breaks as spaces; other control characters are rejects."""
+    out = dict(obj)
+    if "topic" in out:
+        out["topic"] = _clean_text(out["topic"], "topic")
+    turns = out.get("turns")
+    if isinstance(turns, list):
+        out["turns"] = [
+            {**t, "text": _clean_text(t["text"], f"turns.{i}.text")}
+            if isinstance(t, dict) and "text" in t
+            else t
+            for i, t in enumerate(turns)
+        ]
+    return out
+
+
+def parse_seed_line(raw: bytes) -> Seed:
+    """One JSON line -> :class:`Seed`; raises :class:`RejectError` for a bad line."""
+    return seed_from_json(load_json_line(raw))
+
+
+def seed_from_json(obj: Any) -> Seed:
     if not isinstance(obj, dict):
         raise RejectError("invalid_json", f"expected a JSON object, got {type(obj).__name__}")
     if "id" in obj and usable_id(obj) is None:
@@ -127,6 +217,7 @@ def parse_seed_line(raw: bytes) -> Seed:
             "invalid_id",
             f"id must be a non-empty printable string without edge spaces, got {obj['id']!r}"[:300],
         )
+    obj = _clean_texts(obj)
     try:
         seed = Seed.model_validate(obj)
     except ValidationError as e:
@@ -139,12 +230,11 @@ def parse_seed_line(raw: bytes) -> Seed:
 
 def parse_line(line: SeedLine, policy: str = "reject") -> ParsedLine:
     sha = hashlib.sha256(line.raw).hexdigest()
-    basis = line.location
-    try:
-        basis = usable_id(json.loads(line.raw)) or line.location
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        pass  # the parse below reports it as a reject
-    seed, reject = call_routed(STAGE, line.location, parse_seed_line, line.raw, policy=policy)
+    obj, reject = call_routed(STAGE, line.location, load_json_line, line.raw, policy=policy)
+    basis = (usable_id(obj) if reject is None else None) or line.location
+    seed = None
+    if reject is None:
+        seed, reject = call_routed(STAGE, line.location, seed_from_json, obj, policy=policy)
     if reject is not None and basis != line.location:
         reject = reject.model_copy(update={"extra": {**reject.extra, "seed_id": basis}})
     return ParsedLine(line.location, line.path, line.lineno, basis, sha, seed, reject)
@@ -155,11 +245,23 @@ def dedup(lines: list[ParsedLine]) -> tuple[list[Seed], list[Reject]]:
     seeds: list[Seed] = []
     rejects: list[Reject] = []
     first_at: dict[str, str] = {}
+    key_owner: dict[str, str] = {}
     for pl in sorted(lines, key=lambda p: (p.path, p.lineno)):
         if pl.reject is not None:
             rejects.append(pl.reject)
         elif pl.seed is not None:
-            if pl.seed.id in first_at:
+            key = sample_key(pl.seed.id)
+            if pl.seed.id not in first_at and key_owner.get(key, pl.seed.id) != pl.seed.id:
+                rejects.append(
+                    Reject(
+                        record_id=pl.location,
+                        stage=STAGE,
+                        code="key_collision",
+                        detail=f"id {pl.seed.id!r} has the sample key {key!r} of id {key_owner[key]!r}",
+                        extra={"seed_id": pl.seed.id},
+                    )
+                )
+            elif pl.seed.id in first_at:
                 rejects.append(
                     Reject(
                         record_id=pl.location,
@@ -171,6 +273,7 @@ def dedup(lines: list[ParsedLine]) -> tuple[list[Seed], list[Reject]]:
                 )
             else:
                 first_at[pl.seed.id] = pl.location
+                key_owner[key] = pl.seed.id
                 seeds.append(pl.seed)
     return seeds, rejects
 
@@ -192,6 +295,12 @@ def resolve_inputs(patterns: list[str] | tuple[str, ...]) -> list[str]:
             raise InputError(f"seeds path {pat!r} cannot be read: {e}") from None
         if not found:
             raise InputError(f"seeds path {pat!r} matches no file (check the path and your credentials)")
+        folders = [f for f in found if "://" not in f and os.path.isdir(f)]
+        if folders:
+            raise InputError(
+                f"seeds path {pat!r} matches the folder {folders[0]!r}; give files or a glob such as "
+                f"'{folders[0].rstrip('/')}/*.jsonl'"
+            )
         paths += found
     return sorted(set(paths))
 
@@ -229,6 +338,7 @@ class PlanShards(beam.DoFn):
         self.digest = digest
         self.resume = resume
         self.skipped = Metrics.counter(STAGE, "shards_skipped_on_resume")
+        self.retried = Metrics.counter(STAGE, "shards_rerun_for_transient_rejects")
 
     def process(self, kv):
         from duplexloom.pipelines.shards import load_finished_state
@@ -238,6 +348,11 @@ class PlanShards(beam.DoFn):
         digest = input_digest(lines)
         if self.resume:
             state = load_finished_state(self.out_dir, shard, config_digest=self.digest, input_digest=digest)
+            if state is not None and any(is_transient(r["code"]) for r in state["rejects"]):
+                # A transient reject (service down, engine crash, I/O) may succeed now: the shard is
+                # recomputed; its other seeds come back from the caches with the same bytes.
+                self.retried.inc()
+                state = None
             if state is not None:
                 self.skipped.inc()
                 yield beam.pvalue.TaggedOutput(PLANS, ShardPlan(shard, digest, len(lines), True, state))

@@ -25,11 +25,15 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from duplexloom.schemas.chunk import ChunkRecord
-from duplexloom.schemas.sample import SampleMeta
 from duplexloom.schemas.tokens import TOOLCALL_BEGIN, TOOLCALL_END, VAD_SILENCE, find_markers
 from duplexloom.schemas.units import chunk_samples, num_chunks
-from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, DecodedSample, decode_flac
+from duplexloom.timeline.sample_codec import (
+    REQUIRED_MEMBERS,
+    DecodedSample,
+    chunks_from_json,
+    decode_flac,
+    meta_from_json,
+)
 from duplexloom.timeline.serialize import trace_line
 
 _TOOLCALL_RE = re.compile(f"({re.escape(TOOLCALL_BEGIN)}|{re.escape(TOOLCALL_END)})")
@@ -79,13 +83,12 @@ def check_members(key: str, members: dict[str, bytes]) -> list[Violation]:
             continue
         try:
             if name == "json":
-                SampleMeta.model_validate(obj)
-            elif not isinstance(obj, list):
-                raise TypeError(f"a list of chunk records is expected, not {type(obj).__name__}")
+                if not isinstance(obj, dict):
+                    raise TypeError(f"a JSON object is expected, not {type(obj).__name__}")
+                meta_from_json(obj)
             else:
-                for c in obj:
-                    ChunkRecord.model_validate(c)
-        except (ValidationError, TypeError) as e:
+                chunks_from_json(obj)
+        except (ValidationError, TypeError, json.JSONDecodeError) as e:
             first = " / ".join(str(e).splitlines()[:3])
             out.append(Violation(key, "invalid_record", f"{key}.{name}: {first}"))
     for name in ("user.flac", "assistant.flac"):

@@ -16,6 +16,8 @@ import io
 import logging
 import math
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ from duplexloom.schemas.tokens import TTS_PAD, VAD_SILENCE  # noqa: E402
 from duplexloom.schemas.units import chunk_samples  # noqa: E402
 from duplexloom.timeline.sample_codec import DecodedSample  # noqa: E402
 
+PIECE_FONT_PT = 6
 LABEL_COLORS = {"response": "#2e9d49", "interrupt": "#d62728", "backchannel": "#ff8c00"}
 TOOL_COLOR, THINK_COLOR, ASR_COLOR = "#7b3fbf", "#138a8a", "#8c8c8c"
 USER_COLOR, ASSISTANT_COLOR = "#1f6fb4", "#c0392b"
@@ -79,6 +82,7 @@ class TimelinePlot:
     t1_s: float  # time at the right edge
     x0_frac: float  # axes left edge as a fraction of the image width
     x1_frac: float
+    piece_labels: tuple[str, ...] = ()  # the action-channel texts as drawn (for checks and alt text)
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -86,6 +90,30 @@ def _png(fig: plt.Figure) -> bytes:
     fig.savefig(buf, format="png", dpi=fig.dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+_LABEL_TOKEN_RE = re.compile(r"<[a-z_]+>$")  # a control label token ending a piece (<response>)
+
+
+def _text_em(text: str) -> float:
+    """Rough width in ems: full-width (CJK) characters 1, everything else 0.6."""
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.6 for ch in text)
+
+
+def piece_label(text: str, budget_em: float) -> str:
+    """An action piece's text for the plot, fitted into ``budget_em``: tool-call markers
+    abbreviated; when it does not fit, the head is cut with "…" but a control label token that
+    ends the piece is kept whole (so "接收到完整内容<response>" never shows as "…<respon")."""
+    label = text.replace("<|toolcall_begin|>", "⟨tc⟩").replace("<|toolcall_end|>", "⟨/tc⟩").strip()
+    if _text_em(label) <= budget_em:
+        return label
+    m = _LABEL_TOKEN_RE.search(label)
+    tail = m.group(0) if m else ""
+    head = label[: m.start()] if m else label
+    room = budget_em - _text_em(tail) - 1.0  # the ellipsis
+    while head and _text_em(head) > room:
+        head = head[:-1]
+    return f"{head}…{tail}" if head or not tail else tail
 
 
 def _trigger_label(a: ActionObject) -> str:
@@ -130,10 +158,10 @@ def timeline_pngs(s: DecodedSample, segment_s: float = 14.0, width_in: float = 1
         fig, axes = plt.subplots(
             4,
             1,
-            figsize=(width_in, 5.6),
+            figsize=(width_in, 6.6),
             dpi=100,
             sharex=True,
-            gridspec_kw={"height_ratios": [3, 3, 1.1, 1.6], "hspace": 0.08},
+            gridspec_kw={"height_ratios": [3, 3, 1.1, 2.8], "hspace": 0.08},
         )
         fig.subplots_adjust(left=0.075, right=0.99, top=0.9, bottom=0.08)
         ax_u, ax_a, ax_t, ax_act = axes
@@ -164,6 +192,10 @@ def timeline_pngs(s: DecodedSample, segment_s: float = 14.0, width_in: float = 1
         ax_t.set_ylabel("T", rotation=0, ha="right", va="center", fontsize=9, fontweight="bold")
         ax_act.set_ylim(0, 1)
         ax_act.set_yticks([])
+        drawn: list[str] = []
+        act_box = ax_act.get_position()
+        act_h_in = act_box.height * fig.get_figheight()
+        chunk_w_in = act_box.width * fig.get_figwidth() * chunk_s / (t1_axis - t0)
         ax_act.set_ylabel("action", rotation=0, ha="right", va="center", fontsize=9, fontweight="bold")
         for c in s.chunks[first : first + per_seg]:
             x = c.chunk * chunk_s
@@ -194,14 +226,14 @@ def timeline_pngs(s: DecodedSample, segment_s: float = 14.0, width_in: float = 1
                         lw=0,
                     )
                 )
-                label = (
-                    p.text.replace("<|toolcall_begin|>", "⟨tc⟩").replace("<|toolcall_end|>", "⟨/tc⟩").strip()
-                )
+                # the room along the text: the row's height when vertical, the chunk's width else
+                room_in = act_h_in / n if n == 1 else chunk_w_in
+                drawn.append(piece_label(p.text, 0.92 * room_in * 72 / PIECE_FONT_PT))
                 ax_act.text(
                     x + chunk_s / 2,
                     y0 + 0.5 / n,
-                    label[:14],
-                    fontsize=6,
+                    drawn[-1],
+                    fontsize=PIECE_FONT_PT,
                     ha="center",
                     va="center",
                     rotation=90 if n == 1 else 0,
@@ -242,7 +274,7 @@ def timeline_pngs(s: DecodedSample, segment_s: float = 14.0, width_in: float = 1
         major = np.arange(np.ceil(t0), t1_axis + 1e-9, 1.0)
         ax_act.set_xticks(major)
         pos = ax_u.get_position()
-        plots.append(TimelinePlot(_png(fig), t0, t1_axis, float(pos.x0), float(pos.x1)))
+        plots.append(TimelinePlot(_png(fig), t0, t1_axis, float(pos.x0), float(pos.x1), tuple(drawn)))
     return plots
 
 
@@ -257,7 +289,11 @@ def histogram_png(title: str, hist: dict[str, Any], color: str = "#1f6fb4") -> b
     sub = f"n={hist.get('n', sum(counts))}"
     if "p50" in hist:
         sub += f"  p50={hist['p50']:.2f}  p90={hist['p90']:.2f}"
-    ax.set_title(f"{title}\n{sub}", fontsize=8.5)
+    if isinstance(hist.get("std"), float):
+        sub += f"  std={hist['std']:.2f}"
+    if hist.get("reference"):  # the self-check's measured timings carry SPEC's reference value
+        sub += f"\nreference: {hist['reference']}"
+    ax.set_title(f"{title}\n{sub}", fontsize=8.5 if "reference" not in hist else 7.5)
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return _png(fig)

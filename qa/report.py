@@ -7,7 +7,8 @@ Output, under ``out_dir`` (any Beam filesystem):
 * ``index.html`` — the dataset page: samples, hours, families, label and tool counts, violation
   codes, timing histograms, reject reasons, the run summary, and the list of sampled sessions;
 * ``samples/<NNN>_<key>/index.html`` per sampled session: metadata and violations, audio players
-  (``user.wav``, ``assistant.wav``, ``mix.wav`` stereo: user left, assistant right), the timeline
+  (``user.wav``, ``assistant.wav``, ``mix.wav`` stereo: assistant left, user right, as in the
+  moshi export), the timeline
   plot(s) with a playback cursor, the chunk trace with the action channel highlighted (a click seeks
   the mix), the action list with offsets and chunks, the utterances;
 * ``report.css``, ``report.js`` (no external assets: reports are read offline).
@@ -136,7 +137,8 @@ def _sample_page(s: DecodedSample, tok: Tokenizer, entry: Entry, out: str, nav: 
     chunk_s = clen / sr
     write_bytes(join(out, "user.wav"), _wav(s.user_audio, sr))
     write_bytes(join(out, "assistant.wav"), _wav(s.assistant_audio, sr))
-    write_bytes(join(out, "mix.wav"), _wav(np.stack([s.user_audio, s.assistant_audio], axis=1), sr))
+    # assistant on channel 0 (left), user on 1: the moshi export's (and moshi-finetune's) layout
+    write_bytes(join(out, "mix.wav"), _wav(np.stack([s.assistant_audio, s.user_audio], axis=1), sr))
     figs = plots.timeline_pngs(s)
     plot_html = []
     for i, p in enumerate(figs):
@@ -224,7 +226,8 @@ def _sample_page(s: DecodedSample, tok: Tokenizer, entry: Entry, out: str, nav: 
     aug = ""
     if tl.augmentation:
         aug_rows = [
-            [E(p.name), E(json.dumps(p.value)), E(p.distribution), E(p.target or "")] for p in tl.augmentation
+            [E(p.name), E(json.dumps(p.value, ensure_ascii=False)), E(p.distribution), E(p.target or "")]
+            for p in tl.augmentation
         ]
         aug = f"<section><h2>Augmentation draws</h2>{_table(['parameter', 'value', 'distribution', 'target'], aug_rows)}</section>"
     spk = meta.speakers
@@ -247,7 +250,7 @@ def _sample_page(s: DecodedSample, tok: Tokenizer, entry: Entry, out: str, nav: 
         for label, src, cls, ch in (
             ("user track", "user.wav", "user", 1),
             ("assistant track", "assistant.wav", "assistant", 1),
-            ("stereo mix (L user, R assistant)", "mix.wav", "mix", 2),
+            ("stereo mix (L assistant, R user)", "mix.wav", "mix", 2),
         )
     )
     body = f"""
@@ -256,7 +259,7 @@ def _sample_page(s: DecodedSample, tok: Tokenizer, entry: Entry, out: str, nav: 
 <dl class="meta">
 <dt>key</dt><dd><b>{E(s.key)}</b> <span class="muted">in {E(entry.shard)}</span></dd>
 <dt>family / lang</dt><dd>{E(meta.family)} / {E(meta.lang)}</dd>
-<dt>duration</dt><dd>{tl.duration_samples / sr:.2f} s · {len(s.chunks)} chunks of {meta.chunk_ms} ms · budget {meta.budget} tokens · ASR lag {meta.asr_lag_chunks} chunks</dd>
+<dt>duration</dt><dd>{len(s.user_audio) / sr:.2f} s of audio ({tl.duration_samples / sr:.2f} s session, then drain chunks) · {len(s.chunks)} chunks of {meta.chunk_ms} ms · budget {meta.budget} tokens · ASR lag {meta.asr_lag_chunks} chunks</dd>
 <dt>speakers</dt><dd>{speakers}</dd>
 <dt>tokenizer</dt><dd>{E(meta.tokenizer.name)} ({E(meta.tokenizer.kind)})</dd>
 <dt>seed</dt><dd>{E(meta.seed_id)} · run seed {meta.run_seed}</dd>
@@ -411,7 +414,7 @@ def write_report(
         if decoded is not None:
             tl = decoded.meta.timeline
             e.family, e.lang = decoded.meta.family, decoded.meta.lang
-            e.duration_s = tl.duration_samples / tl.sample_rate
+            e.duration_s = len(decoded.user_audio) / tl.sample_rate  # the audio, drain chunks included
             e.chunks, e.actions = len(decoded.chunks), len(tl.actions)
         entries.append(e)
     chosen = [entries[i] for i in choose(len(entries), n, seed)]

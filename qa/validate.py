@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from duplexloom.qa.checks import Violation, check_decoded, check_members
+from duplexloom.qa.semantic import check_sample as check_semantics
 from duplexloom.qa.shardio import ShardSample, iter_shard_samples, read_bytes
 from duplexloom.schemas.reject import RejectError
 from duplexloom.timeline.sample_codec import DecodedSample, decode_sample
@@ -79,25 +80,46 @@ class TokenizerResolver:
         return load_tokenizer(self.path)
 
 
+def semantic_checks(s: DecodedSample) -> list[Violation]:
+    """SPEC 17 on a stored sample (``validate --semantic``): each failed check as a violation
+    ``semantic_<check>`` with its chunk."""
+    rep = check_semantics(
+        s.key,
+        s.meta.timeline,
+        list(s.chunks),
+        s.user_audio,
+        s.assistant_audio,
+        action_channel=s.meta.action_channel or None,
+        lag_chunks=s.meta.asr_lag_chunks,
+    )
+    return [
+        Violation(s.key, f"semantic_{f.check}", f.detail, chunk=f.chunk, source="semantic")
+        for f in rep.failures
+    ]
+
+
 def validate_sample(
-    raw: ShardSample, resolver: TokenizerResolver
+    raw: ShardSample, resolver: TokenizerResolver, semantic: bool = False
 ) -> tuple[DecodedSample | None, list[Violation]]:
-    """All violations of one raw sample; the decoded sample when it decodes."""
+    """All violations of one raw sample; the decoded sample when it decodes. ``semantic`` adds the
+    SPEC 17 self-check from the audio."""
     found = check_members(raw.key, raw.members)
     decoded: DecodedSample | None = None
     if not found:
         decoded = decode_sample(raw.key, raw.members)
         tok = resolver.for_sample(decoded)
         found = check_decoded(decoded) + core_checks(decoded, tok)
+        if semantic:
+            found += semantic_checks(decoded)
     return decoded, [replace(v, shard=raw.shard) for v in found]
 
 
 def iter_validated(
-    samples: Iterable[ShardSample], tokenizer_path: str | None = None
+    samples: Iterable[ShardSample], tokenizer_path: str | None = None, semantic: bool = False
 ) -> Iterator[tuple[ShardSample, DecodedSample | None, list[Violation]]]:
     resolver = TokenizerResolver(tokenizer_path)
     for raw in samples:
-        decoded, found = validate_sample(raw, resolver)
+        decoded, found = validate_sample(raw, resolver, semantic)
         yield raw, decoded, found
 
 
@@ -105,10 +127,11 @@ def validate_shards(
     paths: list[str],
     tokenizer_path: str | None = None,
     on_violation: Callable[[Violation], None] | None = None,
+    semantic: bool = False,
 ) -> ValidationResult:
     """Validate every sample of ``paths``; ``on_violation`` sees each violation as it is found."""
     result = ValidationResult()
-    for _raw, _decoded, found in iter_validated(iter_shard_samples(paths), tokenizer_path):
+    for _raw, _decoded, found in iter_validated(iter_shard_samples(paths), tokenizer_path, semantic):
         result.samples += 1
         result.violations += found
         if on_violation is not None:

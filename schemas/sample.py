@@ -34,4 +34,8 @@ class SampleMeta(Record):
     provenance: dict[str, Any] = Field(default_factory=dict)  # annotators, prompt hashes, backends
     timeline: Timeline
     layouts: tuple[str, ...] = ("ta4",)
+    # What the action channel carries for this sample's family (SPEC 11: asr_user, asr_assistant,
+    # labels, tools, think) and whether the run overrode the table for it.
+    action_channel: tuple[str, ...] = ()
+    action_channel_override: bool = False
     reply_text: str | None = None  # full written answer (cognition family), if any

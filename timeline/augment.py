@@ -5,7 +5,7 @@
   of its last word on the utterance's clock;
 - ``split_at_clause``: where a user turn is split for a hesitation pause;
 - ``interrupt_anchor``: the semantic interrupt anchor of a barge-in text (after an acknowledgement
-  prefix like "you are right, but ..." the intent is clear only at the first word after it);
+  and connectives like "you are right, but ..." the intent is clear only once content words follow);
 - ``cut_utterance`` / ``cut_audio``: an interrupted assistant keeps the words whose audio started
   before the stop, and its audio fades out at the stop.
 
@@ -140,18 +140,63 @@ def split_text(text: str, lang: str, k: int) -> tuple[str, str]:
     return text[:cut].rstrip(), text[cut:].lstrip()
 
 
-def interrupt_anchor(text: str, lang: str) -> str:
-    """The words of a barge-in at which it is clearly an interruption.
+# Words that open a turn without saying what it is about: an acknowledgement may be followed by
+# these before the new thought shows ("you are right, but actually the ..."). English function
+# words are not content either: "but the" shows nothing yet, "but the schedule" does.
+_CONNECTIVES: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "but however though although yet wait hold on actually well so and oh hey sorry no um uh "
+        "just one second sec".split()
+    ),
+    "zh": frozenset(
+        ["不过", "但是", "可是", "但", "等等", "等一下", "哎", "诶", "其实", "那", "那个", "嗯", "呃"]
+    ),
+}
+_FUNCTION: dict[str, frozenset[str]] = {}
+_FUNCTION["en"] = frozenset(
+    "a an the i you we he she it they me my your our his her its their this that these those is are "
+    "was were be been am do does did to of in on at for with about from by as can could would should "
+    "will shall may might must have has had not what how when where which who why if then than there "
+    "here".split()
+)
+_FUNCTION["zh"] = frozenset("我你他她它们的了是在想要先就也都还把被给吧吗呢啊个这那一")
+# How many content units show a new thought: two English content words, three Chinese characters.
+_CONTENT_UNITS = {"en": 2, "zh": 3}
 
-    After a leading acknowledgement ("you are right, but ..."), the first word after it; otherwise
-    the first two units (an interruption is a new thought from its first words).
+
+def interrupt_anchor(text: str, lang: str) -> str:
+    """The words of a barge-in at which it is clearly a new thought (SPEC 8: the semantic anchor).
+
+    Skip a leading acknowledgement ("you are right", "你说得对") and connectives ("but", "不过",
+    "wait"); the anchor ends once ``_CONTENT_UNITS`` content units follow (function words such as
+    "the" or "我" do not count): "you are right, but the schedule is tight" -> "... but the schedule is", "你说得对，
+    但是时间太紧了" -> "... 但是时间太紧". An acknowledgement alone never triggers: a text with too
+    few content units is anchored on its last unit.
     """
     us = norm_units(text, lang)
+    i = 0
     for ack in sorted(ACK_PHRASES[lang], key=lambda a: -len(norm_units(a, lang))):
         a = norm_units(ack, lang)
         if len(us) > len(a) and us[: len(a)] == a:
-            return join_units(us[: len(a) + 1], lang)
-    return join_units(us[: min(2, len(us))], lang)
+            i = len(a)
+            break
+    conn = _CONNECTIVES[lang]
+    while i < len(us):
+        # longest connective first: "但是" before "但"
+        n = next((k for k in (3, 2, 1) if i + k <= len(us) and "".join(us[i : i + k]) in conn), 0)
+        if lang == "en":
+            n = 1 if us[i] in conn else 0
+        if not n:
+            break
+        i += n
+    need, function = _CONTENT_UNITS[lang], _FUNCTION[lang]
+    seen = 0
+    j = i
+    while j < len(us) and seen < need:
+        if us[j] not in function:
+            seen += 1
+        j += 1
+    return join_units(us[: max(j, 1)], lang)
 
 
 def starts_with_ack(text: str, lang: str) -> bool:

@@ -55,24 +55,36 @@ class Dist(_Frozen):
     """A distribution over a real number (seconds, fractions).
 
     ``fixed``: ``value``; ``uniform``: [low, high); ``normal``: mean/std clipped to [low, high]
-    (clipping keeps a long tail from producing negative gaps).
+    (clipping keeps a long tail from producing negative gaps); ``lognormal``: ``shift +
+    exp(N(log(median - shift), sigma))`` clipped to [low, high] -- right-skewed like human reaction
+    times (a few fast overlaps when ``shift`` < 0, a long tail of slow ones).
     """
 
-    kind: Literal["fixed", "uniform", "normal"] = "fixed"
+    kind: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
     value: float | None = None
     low: float | None = None
     high: float | None = None
     mean: float | None = None
     std: float | None = None
+    median: float | None = None
+    sigma: float | None = Field(default=None, gt=0)
+    shift: float = 0.0
 
     @model_validator(mode="after")
     def _complete(self) -> Dist:
-        need = {"fixed": ("value",), "uniform": ("low", "high"), "normal": ("mean", "std", "low", "high")}
+        need = {
+            "fixed": ("value",),
+            "uniform": ("low", "high"),
+            "normal": ("mean", "std", "low", "high"),
+            "lognormal": ("median", "sigma", "low", "high"),
+        }
         missing = [k for k in need[self.kind] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"{self.kind} distribution needs {missing}")
         if self.low is not None and self.high is not None and self.high < self.low:
             raise ValueError(f"high {self.high} < low {self.low}")
+        if self.kind == "lognormal" and self.median <= self.shift:  # type: ignore[operator]
+            raise ValueError(f"lognormal median {self.median} must exceed shift {self.shift}")
         return self
 
     def draw(self, rng: np.random.Generator) -> float:
@@ -80,6 +92,9 @@ class Dist(_Frozen):
             return float(self.value)  # type: ignore[arg-type]
         if self.kind == "uniform":
             return float(rng.uniform(self.low, self.high))
+        if self.kind == "lognormal":
+            x = self.shift + np.exp(rng.normal(np.log(self.median - self.shift), self.sigma))  # type: ignore[operator]
+            return float(np.clip(x, self.low, self.high))
         return float(np.clip(rng.normal(self.mean, self.std), self.low, self.high))
 
     def upper(self) -> float:
@@ -94,6 +109,11 @@ class Dist(_Frozen):
             return f"fixed({self.value:g})"
         if self.kind == "uniform":
             return f"uniform({self.low:g}, {self.high:g})"
+        if self.kind == "lognormal":
+            return (
+                f"lognormal(median={self.median:g}, sigma={self.sigma:g}, shift={self.shift:g}) "
+                f"clipped to [{self.low:g}, {self.high:g}]"
+            )
         return f"normal({self.mean:g}, {self.std:g}) clipped to [{self.low:g}, {self.high:g}]"
 
 
@@ -103,6 +123,10 @@ def fixed(v: float) -> Dist:
 
 def uniform(low: float, high: float) -> Dist:
     return Dist(kind="uniform", low=low, high=high)
+
+
+def lognormal(median: float, sigma: float, shift: float, low: float, high: float) -> Dist:
+    return Dist(kind="lognormal", median=median, sigma=sigma, shift=shift, low=low, high=high)
 
 
 def bernoulli(p: float) -> str:
@@ -125,14 +149,18 @@ class TimelineConfig(_Frozen):
     # --- time-merge -------------------------------------------------------------------------
     lead_in_s: Dist = Field(default_factory=lambda: uniform(0.16, 0.8))  # silence before the first turn
     tail_s: Dist = Field(default_factory=lambda: uniform(0.32, 0.96))  # silence after the last audio
-    response_gap_s: Dist = Field(default_factory=lambda: fixed(0.32))  # user end -> assistant onset
+    # user end -> assistant onset (SPEC 12): median 0.3 s, ~78 % in 0.1-0.7 s, ~2 % slight overlaps
+    # (down to -0.15 s), ~2.6 % longer than 1 s.
+    response_gap_s: Dist = Field(default_factory=lambda: lognormal(0.3, 0.45, -0.2, -0.15, 2.5))
     inter_turn_gap_s: Dist = Field(default_factory=lambda: uniform(0.3, 1.2))  # assistant end -> user
     fade_ms: float = 8.0  # ramp on a cut so the stop is not a click
 
     # --- interrupt (barge-in) ---------------------------------------------------------------
     barge_in_prob: float = Field(default=0.5, ge=0, le=1)
     barge_in_families: tuple[str, ...] = ("interrupt", "dialogue")
-    stop_delay_s: Dist = Field(default_factory=lambda: fixed(0.64))  # user onset -> assistant stop
+    # <interrupt> label (the start of its chunk) -> assistant stop: 0.16-0.48 s, so the assistant
+    # speaks through the label chunk and stops 1-3 chunks later (SPEC 8, 12).
+    stop_delay_s: Dist = Field(default_factory=lambda: uniform(0.16, 0.48))
     barge_in_position: Dist = Field(default_factory=lambda: uniform(0.2, 0.6))  # fraction of host audio
     min_host_tail_s: float = 0.3  # the host must still be speaking this long after the stop
     ambiguous_ack_prob: float = Field(default=0.3, ge=0, le=1)  # "you are right, but ..." hard case
@@ -143,6 +171,7 @@ class TimelineConfig(_Frozen):
     backchannel_position: Dist = Field(default_factory=lambda: uniform(0.2, 0.7))  # fraction of words
     backchannel_gap_s: Dist = Field(default_factory=lambda: uniform(0.0, 0.2))  # after the word boundary
     backchannel_min_words_after: int = 2  # the assistant keeps speaking at least this many words
+    backchannel_host_after_s: float = 0.3  # ... and at least this long after the feedback ends
 
     # --- pause (hesitation inside a user turn) ----------------------------------------------
     pause_prob: float = Field(default=0.5, ge=0, le=1)  # per user turn
@@ -152,7 +181,7 @@ class TimelineConfig(_Frozen):
     filler_split: Dist = Field(default_factory=lambda: uniform(0.2, 0.6))  # share of pause before filler
 
     # --- tool calls -------------------------------------------------------------------------
-    tool_trigger_delay_s: Dist = Field(default_factory=lambda: fixed(0.0))  # after the anchor's end
+    tool_trigger_delay_s: Dist = Field(default_factory=lambda: uniform(0.0, 0.32))  # after the anchor's end
     request_position: Dist = Field(default_factory=lambda: uniform(0.1, 0.5))  # backchannel_action
 
     # --- families ---------------------------------------------------------------------------

@@ -3,15 +3,19 @@
 Input: the seed's requested family (or ``None``), a :class:`TimelineConfig` (its ``family_mix``),
 the run seed and the session id. Output: a family name, the system prompt with the assistant
 voice's name filled in, and the (user, assistant) speakers of the session.
+The action channel of each family (SPEC 11 table): :data:`FAMILY_CHANNELS`, :func:`action_channel`
+(with a run's per-family overrides), :func:`keep_channel` (a timeline with only its family's
+actions) and :func:`asr_sides` (the transcripts the serializer derives).
 Reject codes: ``unknown_family`` (a seed asks for a family that does not exist);
 ``no_speaker_for_lang`` (from the speaker library).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
-from duplexloom.schemas import RejectError, Speaker
+from duplexloom.schemas import ActionObject, RejectError, Speaker, Timeline
 
 from .config import FAMILIES, TimelineConfig, session_rng
 
@@ -68,3 +72,71 @@ def pick_speakers(
     """(user, assistant) for the session, seeded by (run seed, session id, "speakers")."""
     lib = library if library is not None else load_default_library()
     return lib.pick_pair(run_seed, session_id, lang)
+
+
+# ---- the action channel of each family (SPEC section 11 table) -------------------------------
+
+Channel = Literal["asr_user", "asr_assistant", "labels", "tools", "think"]
+CHANNELS: tuple[str, ...] = ("asr_user", "asr_assistant", "labels", "tools", "think")
+
+# The families differ only in which channel carries information (DuplexSLA section 3.1).
+FAMILY_CHANNELS: dict[str, tuple[str, ...]] = {
+    "dialogue": (),
+    "asr_human": ("asr_user",),
+    "asr_assistant": ("asr_assistant",),
+    "interpret": (),
+    "toolcall": ("tools",),
+    "interrupt": ("labels",),
+    "backchannel": ("labels",),
+    "pause": ("labels",),
+    "think": ("think",),
+}
+_LABELS = frozenset({"response", "interrupt", "backchannel"})
+
+
+def check_channel_overrides(overrides: dict[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """A run's per-family overrides, checked: known families and channel names, no duplicates."""
+    out: dict[str, tuple[str, ...]] = {}
+    for fam, chans in overrides.items():
+        if fam not in FAMILIES:
+            raise ValueError(f"channel override for unknown family {fam!r}; known: {list(FAMILIES)}")
+        bad = sorted(set(chans) - set(CHANNELS))
+        if bad:
+            raise ValueError(f"family {fam}: unknown channel(s) {bad}; known: {list(CHANNELS)}")
+        out[fam] = tuple(c for c in CHANNELS if c in set(chans))  # canonical order
+    return out
+
+
+def action_channel(family: str, overrides: dict[str, tuple[str, ...]] | None = None) -> tuple[str, ...]:
+    """What the action channel of ``family`` carries: the SPEC 11 table, or the run's override."""
+    if overrides and family in overrides:
+        return overrides[family]
+    if family not in FAMILY_CHANNELS:
+        raise RejectError("unknown_family", f"{family!r} is not one of {list(FAMILIES)}")
+    return FAMILY_CHANNELS[family]
+
+
+def channel_of(action: ActionObject) -> str:
+    """The channel an action belongs to (``asr`` by the side in its rule id)."""
+    if action.name in _LABELS:
+        return "labels"
+    if action.name == "think":
+        return "think"
+    if action.name == "asr":
+        return "asr_assistant" if action.id.startswith("asr_assistant") else "asr_user"
+    return "tools"
+
+
+def asr_sides(channels: Sequence[str]) -> tuple[str, ...]:
+    """The transcript sides a channel set asks the serializer to derive."""
+    return tuple(side for side in ("user", "assistant") if f"asr_{side}" in channels)
+
+
+def keep_channel(timeline: Timeline, channels: Sequence[str]) -> Timeline:
+    """``timeline`` with only the actions its family's channel carries (transcripts are derived by
+    the serializer from ``asr_sides(channels)``, so stored ``asr`` actions are dropped here)."""
+    keep = set(channels)
+    actions = tuple(a for a in timeline.actions if a.name != "asr" and channel_of(a) in keep)
+    if len(actions) == len(timeline.actions):
+        return timeline
+    return timeline.model_copy(update={"actions": actions})

@@ -19,11 +19,13 @@ Placement modes: ``floor`` (sequential: starts ``gap_s`` after everything placed
 Reject codes: ``unknown_family``, ``no_turns``, ``no_interruption_text``, ``no_tool_actions``,
 ``no_pause_point``, ``no_overlay_host``, ``anchor_not_in_text``, ``anchor_order``, ``unknown_tool``,
 ``invalid_arguments`` (from the catalog), ``missing_clip``, ``clip_rate_mismatch``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ``no_speaker_for_lang``.
+``anchor_not_aligned``, ``interrupt_host_too_short``, ``backchannel_host_too_short``,
+``timing_violation``, ``no_speaker_for_lang``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +40,7 @@ from duplexloom.schemas.utterance import UtteranceKind
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
 from .families import choose_family, family_system_prompt, pick_speakers
+from .sound import cover_sound
 
 if TYPE_CHECKING:
     from duplexloom.tts_adapters.speakers import SpeakerLibrary
@@ -67,10 +70,15 @@ class Placement(Record):
     gap_s: float = 0.0  # floor: silence after everything placed so far
     host_id: str | None = None  # overlay modes: the assistant utterance spoken over
     position: float | None = None  # overlay: fraction of the host's audio (barge_in/request) or words
-    stop_delay_s: float | None = None  # barge_in: user onset -> assistant stop
+    stop_delay_s: float | None = None  # barge_in: <interrupt> label chunk start -> assistant stop
     anchor: str | None = None  # barge_in: semantic interrupt anchor words
     label: Literal["response", "interrupt", "backchannel"] | None = None
     label_text: str | None = None  # paraphrase of the label (seeded)
+    # barge_in: the interruption is a turn of its own too: <response> at its end (paraphrase)
+    end_label_text: str | None = None
+    # barge_in on a reply to an earlier interruption: when the reply is too short for it, this and
+    # every later placement (the rest of the barge-in chain, always the session's tail) are dropped
+    follow_up: bool = False
 
 
 class PlannedAction(Record):
@@ -219,28 +227,50 @@ def plan_session(
     if family == "toolcall" and not any(t.actions for t in turns):
         raise RejectError("no_tool_actions", "toolcall family needs at least one annotated tool call")
 
-    # --- barge-in: each assistant turn with probability barge_in_prob; the first hit ends the session.
+    # --- barge-in: each assistant turn with probability barge_in_prob; the first hit ends the seed's
+    # turns (the assistant then answers the interruption). Only turns long enough to still be
+    # speaking when the interruption's anchor is heard can host it (estimated from the text).
     interrupted: int | None = None
+    first_interruption = 0
     if family in config.barge_in_families:
         if not annotation.interruptions:
             if family == "interrupt":
                 raise RejectError("no_interruption_text", "interrupt family needs annotated interruptions")
         else:
-            for i in assistant_idx:
-                if i in request_hosts:
-                    continue
+
+            def need(k: int) -> float:
+                anchor = aug.interrupt_anchor(annotation.interruptions[k], lang)
+                ack = aug.ACK_PHRASES[lang][0] + " "  # the hard case may prefix it
+                return (
+                    _speech_estimate_s(ack + anchor, lang)
+                    + config.stop_delay_s.upper()
+                    + config.min_host_tail_s
+                )
+
+            # an interruption whose anchor comes early enough for the longest turn, when there is one
+            longest = max(
+                (_speech_estimate_s(turns[i].text, lang) for i in assistant_idx if i not in request_hosts),
+                default=0.0,
+            )
+            usable = [k for k in range(len(annotation.interruptions)) if need(k) <= longest]
+            usable = usable or list(range(len(annotation.interruptions)))
+            first_interruption = usable[int(rec.rng("interrupt").integers(len(usable)))]
+            eligible = [
+                i
+                for i in assistant_idx
+                if i not in request_hosts
+                and _speech_estimate_s(turns[i].text, lang) >= need(first_interruption)
+            ]
+            for i in eligible:
                 if rec.coin("interrupt", "barge_in", config.barge_in_prob, f"a{i}"):
                     interrupted = i
                     break
-            eligible = [i for i in assistant_idx if i not in request_hosts]
-            if (
-                interrupted is None
-                and family == "interrupt"
-                and config.force_family_augmentation
-                and eligible
-            ):
-                interrupted = eligible[-1]
-                rec.record("barge_in_forced", True, f"a{interrupted}")
+            if interrupted is None and family == "interrupt" and config.force_family_augmentation:
+                # the longest turn: the best chance that the interruption fits while it speaks
+                pool = eligible or [i for i in assistant_idx if i not in request_hosts]
+                if pool:
+                    interrupted = max(pool, key=lambda i: (_speech_estimate_s(turns[i].text, lang), -i))
+                    rec.record("barge_in_forced", True, f"a{interrupted}")
     if family == "interrupt" and interrupted is None:
         raise RejectError("no_overlay_host", "interrupt family: no assistant turn to interrupt")
     if interrupted is not None:
@@ -314,7 +344,7 @@ def plan_session(
             if i in backchannel_at:
                 _plan_backchannel(rec, annotation, config, i, speak, place)
             if i == interrupted:
-                _plan_barge_in(rec, annotation, config, i, speak, place)
+                _plan_barge_in(rec, annotation, config, i, first_interruption, speak, place)
             continue
 
         # user turn
@@ -457,37 +487,84 @@ def _plan_backchannel(
     )
 
 
+# Replies for an interruption when the annotation has none (an LLM annotation of an older prompt):
+# the assistant still yields and answers; provenance says so.
+_FALLBACK_REPLIES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Sure, let us look at that first.",
+        "Good point, I will take that into account.",
+        "Okay, then let me answer that instead.",
+    ),
+    "zh": ("好的，那我们先说这个。", "明白了，我换个思路来回答。", "好，那我先回答你这个问题。"),
+}
+
+
+# Rough speaking rates for planning before any audio exists (seconds per word unit).
+_SECONDS_PER_UNIT = {"en": 0.28, "zh": 0.2}
+
+
+def _speech_estimate_s(text: str, lang: str) -> float:
+    return len(aug.norm_units(text, lang)) * _SECONDS_PER_UNIT[lang]
+
+
 def _plan_barge_in(
-    rec: _Recorder, ann: Annotation, config: TimelineConfig, i: int, speak: list, place: list
+    rec: _Recorder,
+    ann: Annotation,
+    config: TimelineConfig,
+    i: int,
+    first: int,
+    speak: list,
+    place: list,
 ) -> None:
+    """The user barges in on assistant turn ``a{i}``; the assistant yields and answers the new
+    thought (``r{i}``). Each reply is barged in again with ``barge_in_prob`` while unused
+    interruptions remain (SPEC 12: every further assistant turn, probability 0.5)."""
     lang = ann.lang
-    iid = f"int{i}"
-    text = rec.choice("interrupt", "interruption_text", list(ann.interruptions), iid)
-    # The hard case of SPEC section 8: the same acknowledgement that is a backchannel elsewhere
-    # opens an interruption here.
-    if not aug.starts_with_ack(text, lang) and rec.coin(
-        "interrupt", "ambiguous_ack", config.ambiguous_ack_prob, iid
-    ):
-        text = aug.ACK_PHRASES[lang][0] + ("，" if lang == "zh" else ", ") + text
-    anchor = aug.interrupt_anchor(text, lang)
-    rec.record("interrupt_anchor", anchor, iid)
-    speak.append(
-        PlannedUtterance(id=iid, speaker="user", lang=lang, text=text, kind="interrupt", turn_index=i)
-    )
-    pos = rec.draw("interrupt", "barge_in_position", config.barge_in_position, iid)
-    stop = rec.draw("interrupt", "stop_delay_s", config.stop_delay_s, iid)
-    place.append(
-        Placement(
-            utterance_id=iid,
-            mode="barge_in",
-            host_id=f"a{i}",
-            position=pos,
-            stop_delay_s=stop,
-            anchor=anchor,
-            label="interrupt",
-            label_text=_label_text(rec, "interrupt", lang, iid),
+    n = len(ann.interruptions)
+    host = f"a{i}"
+    for k in range(n):
+        idx = (first + k) % n
+        suffix = "" if k == 0 else f".{k}"
+        iid, rid = f"int{i}{suffix}", f"r{i}{suffix}"
+        rec.record("interruption_index", idx, iid, distribution=f"choice(n={n})" if k == 0 else "next")
+        text = ann.interruptions[idx]
+        # The hard case of SPEC section 8: the same acknowledgement that is a backchannel elsewhere
+        # opens an interruption here.
+        if not aug.starts_with_ack(text, lang) and rec.coin(
+            "interrupt", "ambiguous_ack", config.ambiguous_ack_prob, iid
+        ):
+            text = aug.ACK_PHRASES[lang][0] + ("，" if lang == "zh" else ", ") + text
+        anchor = aug.interrupt_anchor(text, lang)
+        rec.record("interrupt_anchor", anchor, iid)
+        speak.append(
+            PlannedUtterance(id=iid, speaker="user", lang=lang, text=text, kind="interrupt", turn_index=i)
         )
-    )
+        pos = rec.draw("interrupt", "barge_in_position", config.barge_in_position, iid)
+        stop = rec.draw("interrupt", "stop_delay_s", config.stop_delay_s, iid)
+        place.append(
+            Placement(
+                utterance_id=iid,
+                mode="barge_in",
+                host_id=host,
+                position=pos,
+                stop_delay_s=stop,
+                anchor=anchor,
+                label="interrupt",
+                label_text=_label_text(rec, "interrupt", lang, iid),
+                end_label_text=_label_text(rec, "response", lang, iid),
+                follow_up=k > 0,
+            )
+        )
+        if ann.interruption_replies:
+            reply = ann.interruption_replies[idx]
+        else:
+            reply = rec.choice("interrupt", "fallback_reply", list(_FALLBACK_REPLIES[lang]), rid)
+        speak.append(PlannedUtterance(id=rid, speaker="assistant", lang=lang, text=reply, kind="turn"))
+        gap = rec.draw("merge", "response_gap_s", config.response_gap_s, rid)
+        place.append(Placement(utterance_id=rid, gap_s=gap))
+        if k + 1 >= n or not rec.coin("interrupt", "barge_in_again", config.barge_in_prob, rid):
+            break
+        host = rid
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -519,13 +596,22 @@ def build_session(
     actions: list[ActionObject] = []
     floor_end = 0
 
+    local: dict[str, Utterance] = {}
+
+    def local_utt(uid: str) -> Utterance:
+        """Clip ``uid``'s utterance (clip clock) with word ends moved to the end of their sound."""
+        if uid not in local:
+            local[uid] = cover_sound(clips[uid].utterance, clips[uid].audio, sr)
+        return local[uid]
+
     def put(uid: str, onset: int) -> Utterance:
         """Place clip ``uid`` so that its first word starts at ``onset`` (leading silence before it)."""
         pu = plan.utterance(uid)
         clip = clips[uid]
         a = np.asarray(clip.audio, dtype=np.float32)
-        start = max(0, onset - aug.speech_start(clip.utterance))
-        utt = aug.shift_utterance(clip.utterance, start, int(a.shape[0])).model_copy(
+        loc = local_utt(uid)
+        start = max(0, onset - aug.speech_start(loc))
+        utt = aug.shift_utterance(loc, start, int(a.shape[0])).model_copy(
             update={
                 "id": uid,
                 "speaker": pu.speaker,
@@ -549,7 +635,14 @@ def build_session(
             host = placed.get(p.host_id or "")
             if host is None:
                 raise ValueError(f"placement {p.utterance_id}: host {p.host_id} not placed before it")
-            utt = _place_overlay(p, host, plan, clips, config, put, audio, placed, params)
+            utt = _place_overlay(p, host, config, put, local_utt, audio, placed, params)
+            if utt is None:  # a follow-up barge-in that does not fit: the chain ends here
+                params.append(
+                    AugmentationParam(
+                        name="barge_in_chain_ended", value=True, distribution="derived", target=p.utterance_id
+                    )
+                )
+                break
         # Gaps run from the end of speech, not of the clip: TTS clips carry trailing silence.
         floor_end = max(floor_end, aug.speech_end(utt))
         if p.label == "response":
@@ -559,6 +652,9 @@ def build_session(
         elif p.label == "interrupt":
             anchor_t = aug.anchor_end_samples(utt, p.anchor or "")
             actions.append(_label(p, "interrupt", anchor_t, utt.id, anchor=p.anchor))
+            # the interruption is also a turn: the assistant answers it after it ends
+            end = Placement(utterance_id=utt.id, label_text=p.end_label_text)
+            actions.append(_label(end, "response", aug.speech_end(utt), utt.id))
 
     for pa in plan.actions:
         utt = placed[pa.utterance_id]
@@ -618,17 +714,43 @@ def _label(p: Placement, name: str, t: int, uid: str, anchor: str | None = None)
     )
 
 
-def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> Utterance:
-    """Place a barge-in, backchannel or request over the assistant utterance ``host``."""
+def _place_overlay(
+    p: Placement,
+    host: Utterance,
+    config: TimelineConfig,
+    put: Callable[[str, int], Utterance],
+    local_utt: Callable[[str], Utterance],
+    audio: dict[str, np.ndarray],
+    placed: dict[str, Utterance],
+    params: list[AugmentationParam],
+) -> Utterance | None:
+    """Place a barge-in, backchannel or request over the assistant utterance ``host``.
+
+    ``put`` places a clip at an onset; ``local_utt`` gives a clip's utterance on its own clock; a
+    barge-in replaces the host's entry in ``placed``/``audio`` by its cut version and appends the
+    derived values to ``params``. ``None``: a follow-up barge-in that does not fit its host.
+    """
     h_start, h_end = aug.speech_start(host), aug.speech_end(host)
     if p.mode == "backchannel":
         n = len(host.words)
         if n == 0:
             start = h_start + int((h_end - h_start) * (p.position or 0.0))
         else:
-            # After a word boundary, leaving the assistant a few more words to keep speaking.
+            # After a word boundary, leaving the assistant a few more words to keep speaking -- and
+            # speaking past the feedback's end (SPEC 8: it keeps speaking its plan over it).
             k = min(int((p.position or 0.0) * n), max(0, n - 1 - config.backchannel_min_words_after))
-            start = host.words[k].end_samples + config.samples(p.gap_s)
+            fb = local_utt(p.utterance_id)
+            need = aug.speech_end(fb) - aug.speech_start(fb) + config.samples(config.backchannel_host_after_s)
+            gap = config.samples(p.gap_s)
+            while k > 0 and h_end - (host.words[k].end_samples + gap) < need:
+                k -= 1
+            if h_end - (host.words[k].end_samples + gap) < need:
+                raise RejectError(
+                    "backchannel_host_too_short",
+                    f"{host.id} has {(h_end - host.words[0].end_samples) / config.sample_rate:.2f} s after its "
+                    f"first word, the feedback {p.utterance_id} needs {need / config.sample_rate:.2f} s",
+                )
+            start = host.words[k].end_samples + gap
             params.append(
                 AugmentationParam(
                     name="backchannel_after_word", value=k, distribution="derived", target=p.utterance_id
@@ -638,24 +760,67 @@ def _place_overlay(p, host, plan, clips, config, put, audio, placed, params) -> 
     if p.mode == "request":
         start = h_start + int((h_end - h_start) * (p.position or 0.0))
         return put(p.utterance_id, start)
-    # barge_in: onset at a fraction of the host audio; the host stops stop_delay later.
+    # barge_in (SPEC 8): the user starts at a fraction of the host's speech; <interrupt> sits at the
+    # end of the semantic anchor; the host speaks through the label's chunk and stops stop_delay
+    # after that chunk starts (1-3 chunks later), and still had at least min_host_tail_s to say.
+    chunk = config.chunk_samples
     stop_delay = config.samples(p.stop_delay_s or 0.0)
-    min_tail = config.samples(config.min_host_tail_s)
+    loc = local_utt(p.utterance_id)
+    anchor_rel = aug.anchor_end_samples(loc, p.anchor or "") - aug.speech_start(loc)
     onset = h_start + int((h_end - h_start) * (p.position or 0.0))
-    latest = h_end - min_tail - stop_delay
-    if onset > latest:
-        if latest <= h_start:
-            raise RejectError(
-                "interrupt_host_too_short",
-                f"{host.id} lasts {(h_end - h_start) / config.sample_rate:.2f} s: no room for a barge-in",
-            )
-        onset = latest
+    # floor(label / chunk) * chunk <= label, so a label at latest_label keeps the stop in bounds
+    latest_label = h_end - config.samples(config.min_host_tail_s) - stop_delay
+    if onset + anchor_rel > latest_label:
+        onset = latest_label - anchor_rel
         params.append(
             AugmentationParam(
                 name="barge_in_onset_clamped", value=True, distribution="derived", target=p.utterance_id
             )
         )
-    cut = onset + stop_delay
+    if onset < h_start:
+        if p.follow_up:
+            return None
+        raise RejectError(
+            "interrupt_host_too_short",
+            f"{host.id} speaks {(h_end - h_start) / config.sample_rate:.2f} s: the interruption's anchor "
+            f"({anchor_rel / config.sample_rate:.2f} s in) plus the stop do not fit",
+        )
+
+    # The assistant must be audibly speaking at the end of the label's chunk and when it is cut
+    # (a cut inside its own pause would be a stop before the label): nudge the onset, nearest first.
+    def speaking(t: int) -> bool:
+        return any(w.start_samples <= t < w.end_samples for w in host.words)
+
+    def fits(o: int) -> bool:
+        c = (o + anchor_rel) // chunk
+        return speaking((c + 1) * chunk - 1) and speaking(c * chunk + stop_delay - 1)
+
+    step = config.samples(0.02)
+    for k in range(0, 31):
+        cands = [onset - k * step, onset + k * step] if k else [onset]
+        ok = [o for o in cands if h_start <= o and o + anchor_rel <= latest_label and fits(o)]
+        if ok:
+            if k:
+                params.append(
+                    AugmentationParam(
+                        name="barge_in_onset_nudged_s",
+                        value=round((ok[0] - onset) / config.sample_rate, 6),
+                        distribution="derived",
+                        target=p.utterance_id,
+                    )
+                )
+            onset = ok[0]
+            break
+    label_t = onset + anchor_rel
+    cut = label_t // chunk * chunk + stop_delay
+    params.append(
+        AugmentationParam(
+            name="interrupt_stop_after_label_s",
+            value=round((cut - label_t) / config.sample_rate, 6),
+            distribution="derived",
+            target=p.utterance_id,
+        )
+    )
     placed[host.id] = aug.cut_utterance(host, cut)
     audio[host.id] = aug.cut_audio(
         audio[host.id], cut - host.audio_start_samples, int(config.fade_ms * config.sample_rate / 1000)

@@ -2,7 +2,15 @@
 
 A sample (SPEC section 13) is the members ``user.flac``, ``assistant.flac``, ``json`` (the
 :class:`SampleMeta`), ``chunks.json`` and ``trace.txt``, plus optional layout members
-(``lws.json``, ``ct.json``, ...). Tars have a fixed mtime, uid/gid 0, sorted members, so the same
+(``lws.json``, ``ct.json``, ...).
+
+``json`` and ``chunks.json`` are written **type-stable** (:func:`stable_dump`), so that readers
+that infer one column type per field from a few samples (Hugging Face ``datasets``' webdataset
+builder infers from the first 5) load every sample: a field keeps its JSON value only when its
+schema fixes one type that is never null or empty (``str``, ``int``, ``float``, ``bool``, a string
+``Literal``, or a nested record built by the same rule); every other field (optional, a list or
+dict, ``Any``) is stored as a JSON text string, e.g. ``"augmentation": "[{\"name\": ...}]"``.
+:func:`meta_from_json` and :func:`chunks_from_json` turn either form back into the records. Tars have a fixed mtime, uid/gid 0, sorted members, so the same
 samples always give the same bytes. No Beam here: the Beam stage writes these bytes through
 FileSystems.
 """
@@ -12,11 +20,15 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
+from pydantic import BaseModel
 
 from duplexloom.schemas.chunk import ChunkRecord
 from duplexloom.schemas.sample import SampleMeta
@@ -72,6 +84,94 @@ def dumps_json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+# ---------------------------------------------------------------------------------------------
+# Type-stable JSON (see the module docstring; docs/DECISIONS.md "Type-stable sample JSON")
+
+STABLE_ENCODING_KEY = "json_encoding"  # top-level key of a type-stable ``json`` member
+STABLE_ENCODING = "stable-1"
+_NATIVE = (str, int, float, bool)
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+@cache
+def _field_kinds(cls: type[BaseModel]) -> dict[str, tuple[str, type[BaseModel] | None]]:
+    """Per field of ``cls``: ``("native", None)``, ``("record", sub_cls)`` or ``("text", None)``."""
+    kinds: dict[str, tuple[str, type[BaseModel] | None]] = {}
+    for name, info in cls.model_fields.items():
+        ann = info.annotation
+        origin = typing.get_origin(ann)
+        if ann in _NATIVE:
+            kinds[name] = ("native", None)
+        elif origin is Literal and all(isinstance(a, str) for a in typing.get_args(ann)):
+            kinds[name] = ("native", None)
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            kinds[name] = ("record", ann)
+        else:  # optional, union, list/tuple/dict, Any: one Arrow type only as text
+            kinds[name] = ("text", None)
+    return kinds
+
+
+def _stable(cls: type[BaseModel], dumped: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (kind, sub) in _field_kinds(cls).items():
+        value = dumped[name]
+        if kind == "record":
+            assert sub is not None
+            out[name] = _stable(sub, value)
+        elif kind == "text":
+            out[name] = _json_text(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _unstable(cls: type[BaseModel], obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    for name, (kind, sub) in _field_kinds(cls).items():
+        if name not in out:
+            continue
+        if kind == "record" and isinstance(out[name], dict):
+            assert sub is not None
+            out[name] = _unstable(sub, out[name])
+        elif kind == "text" and isinstance(out[name], str):
+            out[name] = json.loads(out[name])
+    return out
+
+
+def stable_dump(record: BaseModel) -> dict[str, Any]:
+    """``record`` as a JSON object in which every field has one JSON type whatever the values."""
+    return _stable(type(record), record.model_dump(mode="json"))
+
+
+def meta_to_json(meta: SampleMeta) -> dict[str, Any]:
+    """The ``json`` member's object: :func:`stable_dump` plus the encoding marker."""
+    return {**stable_dump(meta), STABLE_ENCODING_KEY: STABLE_ENCODING}
+
+
+def meta_from_json(obj: dict[str, Any]) -> SampleMeta:
+    """The :class:`SampleMeta` of a ``json`` member's object (type-stable, or older plain JSON),
+    also of a row's ``json`` column as ``datasets`` loads it."""
+    obj = dict(obj)
+    if obj.pop(STABLE_ENCODING_KEY, None) is not None:
+        obj = _unstable(SampleMeta, obj)
+    return SampleMeta.model_validate(obj)
+
+
+def chunks_to_json(chunks: Iterable[ChunkRecord]) -> list[dict[str, Any]]:
+    return [stable_dump(c) for c in chunks]
+
+
+def chunks_from_json(obj: object) -> list[ChunkRecord]:
+    """The chunk records of a ``chunks.json`` member's list (type-stable or plain). In a chunk
+    record every text-stored field is a list, so a string there can only be the stable form."""
+    if not isinstance(obj, list):
+        raise TypeError(f"a list of chunk records is expected, not {type(obj).__name__}")
+    return [ChunkRecord.model_validate(_unstable(ChunkRecord, c) if isinstance(c, dict) else c) for c in obj]
+
+
 def encode_sample(
     meta: SampleMeta,
     user_audio: np.ndarray,
@@ -96,8 +196,8 @@ def encode_sample(
     members = {
         "user.flac": encode_audio(user_audio, sr),
         "assistant.flac": encode_audio(assistant_audio, sr),
-        "json": dumps_json(meta.model_dump(mode="json")),
-        "chunks.json": dumps_json([c.model_dump(mode="json") for c in chunks]),
+        "json": dumps_json(meta_to_json(meta)),
+        "chunks.json": dumps_json(chunks_to_json(chunks)),
         "trace.txt": trace.encode("utf-8"),
     }
     for name, data in (extra or {}).items():
@@ -114,10 +214,10 @@ def decode_sample(key: str, members: dict[str, bytes]) -> DecodedSample:
             raise KeyError(f"{key}: missing member {key}.{name}")
     user, sr_u = decode_flac(members["user.flac"])
     assistant, sr_a = decode_flac(members["assistant.flac"])
-    meta = SampleMeta.model_validate_json(members["json"])
+    meta = meta_from_json(json.loads(members["json"]))
     if sr_u != meta.timeline.sample_rate or sr_a != meta.timeline.sample_rate:
         raise ValueError(f"{key}: audio sample rate differs from the timeline's {meta.timeline.sample_rate}")
-    chunks = [ChunkRecord.model_validate(c) for c in json.loads(members["chunks.json"])]
+    chunks = chunks_from_json(json.loads(members["chunks.json"]))
     extra = {k: v for k, v in members.items() if k not in REQUIRED_MEMBERS}
     return DecodedSample(key, meta, user, assistant, chunks, members["trace.txt"].decode("utf-8"), extra)
 

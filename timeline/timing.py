@@ -13,8 +13,9 @@ Rules (windows in seconds, converted to samples at the timeline's rate):
 - ``early_response`` (normal / pause): no assistant onset before user end - 0.2 s, counted from the
   turn's first piece, so an assistant speaking into a hesitation pause is caught;
 - ``interrupt_window``: the assistant stop is in [anchor - 1 s, anchor + 2 s];
-  ``interrupt_stop_delay``: it stops within the configured delay of the user's onset
-  (``stop_delay_s.upper()``); ``interrupt_no_stop``: nothing was cut;
+  ``interrupt_stop_delay``: it stops
+  after the ``<interrupt>`` label's chunk ends and within ``stop_delay_s.upper()`` of its start;
+  ``interrupt_no_stop``: nothing was cut;
 - ``backchannel_window``: label in [feedback start - 0.2 s, feedback end + 2 s];
   ``backchannel_not_over_speech``: the assistant was speaking at the feedback onset and kept on;
 - ``tool_early``: a tool call triggers no earlier than its anchor by more than 1 s;
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from duplexloom.schemas import Record, RejectError, Timeline, Utterance
+from duplexloom.schemas.units import chunk_samples
 
 from . import augment as aug
 from .config import TimelineConfig
@@ -171,11 +173,17 @@ def check_timing(
                         target=act.id,
                     )
                 )
-            if not (onset <= stop <= onset + s(config.stop_delay_s.upper())) or host.audio_end_samples > stop:
+            chunk = config.chunk_samples
+            label_chunk_start = act.offset_samples // chunk * chunk
+            if (
+                not (label_chunk_start + chunk <= stop <= label_chunk_start + s(config.stop_delay_s.upper()))
+                or host.audio_end_samples > stop
+            ):
                 out.append(
                     Violation(
                         code="interrupt_stop_delay",
-                        detail=f"stop {(stop - onset) / sr:.3f} s after onset, configured {config.stop_delay_s.describe()}",
+                        detail=f"stop {(stop - label_chunk_start) / sr:.3f} s after the label chunk starts, "
+                        f"configured {config.stop_delay_s.describe()} (and never inside the label chunk)",
                         target=act.id,
                     )
                 )
@@ -240,7 +248,8 @@ def timing_stats(timeline: Timeline) -> dict[str, list[float]]:
             onset = aug.speech_start(u)
             host = _cut_host(timeline, onset)
             if host is not None and host.cut_samples is not None:
-                out["stop_delay_s"].append((host.cut_samples - onset) / sr)
+                chunk = chunk_samples(sr)
+                out["stop_delay_s"].append((host.cut_samples - act.offset_samples // chunk * chunk) / sr)
                 out["interrupt_stop_after_anchor_s"].append((host.cut_samples - act.offset_samples) / sr)
         elif act.name == "backchannel":
             out["backchannel_label_delay_s"].append((act.offset_samples - aug.speech_start(u)) / sr)

@@ -36,6 +36,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def shards_problem(what: str, spec: str) -> str | None:
+    """Why ``spec`` names no readable shard (one line), or ``None`` when every local one exists."""
+    from .data import expand_shards
+
+    try:
+        urls = expand_shards(spec)
+    except FileNotFoundError:
+        return f"{what} {spec!r} matches no shard"
+    missing = [u for u in urls if "://" not in u and not u.startswith("pipe:") and not Path(u).is_file()]
+    if missing:
+        return f"{what} {spec!r}: {len(missing)} shard(s) do not exist, e.g. {missing[0]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import torch  # noqa: F401  (imported here so `duplexloom --help` stays fast)
@@ -49,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = args.checkpoint or (args.out and str(Path(args.out) / "ckpt" / "last.pt"))
         if not ckpt or not args.shards:
             print("duplexloom train --eval needs --checkpoint (or --out) and --shards", file=sys.stderr)
+            return 2
+        if (problem := shards_problem("--shards", args.shards)) is not None:
+            print(f"duplexloom train: {problem}", file=sys.stderr)
             return 2
         bundle, _ = load_bundle(ckpt)
         device = resolve_device(args.device or bundle.cfg.run.device)
@@ -74,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     if config is None and args.resume and resolved.exists():
         config = str(resolved)  # resuming without --config: the run's own resolved config
     cfg = load_config(config, overrides)
+    # Up front, not after the last step: a mistyped --eval-shards used to end a whole run in a traceback.
+    for what, spec in (("--shards", cfg.data.shards), ("--eval-shards", cfg.data.eval_shards)):
+        if spec and (problem := shards_problem(what, spec)) is not None:
+            print(f"duplexloom train: {problem}", file=sys.stderr)
+            return 2
     summary = train(cfg, args.out, resume=args.resume)
     print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     return 0

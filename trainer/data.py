@@ -14,19 +14,20 @@ already trained on, sees exactly the same batches. Samples that raise :class:`Re
 from __future__ import annotations
 
 import glob
+import io
 import json
 import random
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from duplexloom.schemas.chunk import ChunkRecord
 from duplexloom.schemas.reject import RejectError
-from duplexloom.timeline.sample_codec import DecodedSample, decode_sample
+from duplexloom.timeline.sample_codec import DecodedSample, chunks_from_json, decode_sample, meta_from_json
 from duplexloom.timeline.tokenizer import Tokenizer
 
 from .codec import AudioCodec, KMeansCodec, seed_for
@@ -60,6 +61,31 @@ def iter_raw(urls: list[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield s["__key__"], {k: v for k, v in s.items() if not k.startswith("__")}
 
 
+def wds_audio(key: str, data: bytes) -> tuple[torch.Tensor, int] | None:
+    """A WebDataset decoder for the shards' audio that needs only soundfile (libsndfile): the stock
+    ``wds.torch_audio`` decodes through torchaudio's torchcodec backend, which is not installed.
+    ``.flac``/``.wav`` members -> ``(float32 tensor [channels, samples], sample_rate)``, as
+    ``torch_audio`` returns; ``None`` for other members (the next decoder gets them). Use::
+
+        wds.WebDataset(urls).decode(wds_audio, wds_records)
+    """
+    if key.rsplit(".", 1)[-1].lower() not in ("flac", "wav"):
+        return None
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return torch.from_numpy(np.ascontiguousarray(audio.T)), sr
+
+
+def wds_records(key: str, data: bytes) -> object | None:
+    """A WebDataset decoder for the ``json`` (-> ``SampleMeta``) and ``chunks.json`` (-> list of
+    ``ChunkRecord``) members, type-stable or not; ``None`` for other members."""
+    name = key.lstrip(".")
+    if name == "json":
+        return meta_from_json(json.loads(data))
+    if name == "chunks.json":
+        return chunks_from_json(json.loads(data))
+    return None
+
+
 def check_tokenizer(sample: DecodedSample, tokenizer: Tokenizer) -> None:
     """Shards written with another tokenizer would be read with wrong token boundaries: fatal."""
     a, b = sample.meta.tokenizer, tokenizer.info
@@ -70,8 +96,7 @@ def check_tokenizer(sample: DecodedSample, tokenizer: Tokenizer) -> None:
 def fit_texts(urls: list[str]) -> Iterator[str]:
     """Anchors and action texts of every sample (reads only ``chunks.json``; no audio decoding)."""
     for _, members in iter_raw(urls):
-        for c in json.loads(members["chunks.json"]):
-            rec = ChunkRecord.model_validate(c)
+        for rec in chunks_from_json(json.loads(members["chunks.json"])):
             yield rec.anchor
             if rec.action_text:
                 yield rec.action_text

@@ -7,6 +7,7 @@ Prints, next to their targets:
 * the cost of a rerun after a prompt-template change (system prompts edited, caches warm, output
   recomputed in a fresh directory) as a fraction of the first run's CPU time: whole processes,
   and per additional seed (the 1x -> 16x slopes, where fixed costs cancel) (target <= 10 %);
+* the semantic self-check's (SPEC 17) share of a sample's CPU (target <= 5 %);
 * peak memory (max RSS of the run's process) at 1x and 4x the seeds (target: flat), twice: with
   the first 64 bundled seeds (other texts, so other session lengths), and with the 1x seeds
   repeated under new ids (same texts, other speakers and timelines) at 4x and 16x, which isolates
@@ -143,6 +144,15 @@ def main() -> None:
     print("per-stage busy time (4x, first run):")
     for stage, ms in sorted(big["busy_ms"].items(), key=lambda kv: -kv[1]):
         print(f"  {stage:<10} {ms / 1000:7.2f} s  {100 * ms / total_busy:5.1f} %")
+    # SPEC 17: the self-check's share of a sample's CPU (target <= 5 %): its busy time against the
+    # whole first run's CPU time per sample, at 4x and at 16x (where the fixed job costs matter less).
+    for name, r in (("4x", big), ("16x", rep16)):
+        sem_ms = r["busy_ms"].get("semantic", 0)
+        per = 1000 * r["cpu_s"] / max(r["samples"], 1)
+        print(
+            f"semantic self-check ({name}, target <= 5 % of a sample's CPU): {sem_ms / max(r['samples'], 1):.1f} ms "
+            f"per sample of {per:.0f} ms = {100 * sem_ms / 1000 / r['cpu_s']:.2f} %"
+        )
     print(
         f"rerun after a prompt-template change (caches warm, fresh output; target <= 10 %): "
         f"1x {100 * rerun1['cpu_s'] / first['cpu_s']:.1f} %, 4x {100 * rerun4['cpu_s'] / rep4['cpu_s']:.1f} %, "

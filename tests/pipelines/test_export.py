@@ -45,23 +45,41 @@ def _tone(track: np.ndarray, hz: float, start: int, end: int) -> None:
     track[start:end] += 0.3 * np.sin(2 * np.pi * hz * t).astype(np.float32)
 
 
-def _sample(key: str, lang: str, *, cut_s: float | None, overrun: bool = False) -> tuple[str, dict, dict]:
-    """One session: a user request, an (optionally interrupted) assistant reply, a user backchannel."""
+def _sample(
+    key: str,
+    lang: str,
+    *,
+    cut_s: float | None,
+    overrun: bool = False,
+    punct: bool = False,
+    silent: bool = False,
+) -> tuple[str, dict, dict]:
+    """One session: a user request, an (optionally interrupted) assistant reply, a user backchannel.
+    ``punct``: the texts carry punctuation the aligner's words do not; ``silent``: no assistant reply."""
     duration = 20 * chunk_samples(SR)  # 3.2 s
     u0 = _words(["turn", "on", "the", "lights"] if lang == "en" else ["打开", "车灯"], 0.2, 0.25)
     a0 = _words(["okay", "turning", "them", "on"] if lang == "en" else ["好的", "正在", "打开"], 1.5, 0.3)
     u1 = _words(["wait"], 2.2, 0.3 if not overrun else 1.5)  # overrun: ends at 3.7 s > 3.2 s
     sep = " " if lang == "en" else ""
+    u0_text, a0_text = sep.join(w.text for w in u0), sep.join(w.text for w in a0)
+    if punct:
+        u0_text, a0_text = (
+            ("Turn on the lights!", "Okay, turning “them” on.")
+            if lang == "en"
+            else ("打开车灯。", "好的，正在打开。")
+        )
     cut = _s(cut_s) if cut_s is not None else None
     a0_end = cut if cut is not None else a0[-1].end_samples
     utterances = (
-        Utterance(id="u0", speaker="user", lang=lang, text=sep.join(w.text for w in u0), words=u0,
+        Utterance(id="u0", speaker="user", lang=lang, text=u0_text, words=u0,
                   audio_start_samples=u0[0].start_samples, audio_end_samples=u0[-1].end_samples),
-        Utterance(id="a0", speaker="assistant", lang=lang, text=sep.join(w.text for w in a0), words=a0,
+        Utterance(id="a0", speaker="assistant", lang=lang, text=a0_text, words=a0,
                   audio_start_samples=a0[0].start_samples, audio_end_samples=a0_end, cut_samples=cut),
         Utterance(id="u1", speaker="user", lang=lang, text="wait", kind="interrupt" if cut else "backchannel",
                   words=u1, audio_start_samples=u1[0].start_samples, audio_end_samples=u1[-1].end_samples),
     )  # fmt: skip
+    if silent:
+        utterances = tuple(u for u in utterances if u.speaker == "user")
     actions = (
         ActionObject(id="act0", name="set_lights", offset_samples=_s(1.0), parameters={"on": True}),
         ActionObject(id="act1", name="response", offset_samples=_s(1.2)),
@@ -109,7 +127,9 @@ def _dominant_hz(x: np.ndarray, sr: int) -> float:
 def test_moshi_export_reads_back(shards: dict, tmp_path: Path) -> None:
     summary = run_export("moshi", [shards["all"]], tmp_path)
     assert (summary.samples, summary.rejects) == (2, 2)  # every sample exported or rejected
-    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(x) for x in (tmp_path / "rejects.ndjson").read_text().splitlines()]
+    # the folder works as moshi-finetune's train_data: every *jsonl under it is a manifest
+    assert [p.name for p in tmp_path.rglob("*jsonl")] == ["manifest.jsonl"]
     assert [(r["record_id"], r["code"], r["stage"]) for r in rejects] == [
         ("sessbad", "word_outside_audio", "export"),
         ("sessmissing", "bad_sample", "export"),
@@ -147,7 +167,7 @@ def test_nemo_export_loads_through_lhotse(shards: dict, tmp_path: Path) -> None:
     from lhotse import CutSet, Recording
     from lhotse.qa import validate
 
-    summary = run_export("nemo", [shards["good"]], tmp_path, target_sample_rate=22_050)
+    summary = run_export("nemo", [shards["good"]], tmp_path)  # defaults: 22050 Hz target, user/agent
     assert (summary.samples, summary.rejects) == (2, 0)
     cuts = CutSet.from_file(tmp_path / "cuts.jsonl.gz")
     validate(cuts, read_data=True)
@@ -165,7 +185,7 @@ def test_nemo_export_loads_through_lhotse(shards: dict, tmp_path: Path) -> None:
         assert _dominant_hz(assistant[0], 22_050) == pytest.approx(ASSISTANT_HZ, abs=5)
 
         sups = cut.supervisions
-        assert [s.speaker for s in sups] == ["User", "Assistant", "User"]
+        assert [s.speaker for s in sups] == ["user", "agent", "user"]
         assert all(0 <= s.start and s.end <= cut.duration + 1e-9 for s in sups)
         assert [s.start for s in sups] == sorted(s.start for s in sups)
         meta = src["meta"]
@@ -189,15 +209,15 @@ def test_nemo_export_loads_through_lhotse(shards: dict, tmp_path: Path) -> None:
 def test_nemo_shar_and_cli(shards: dict, tmp_path: Path) -> None:
     from lhotse import CutSet
 
-    rc = duplexloom_main(["export", "nemo", "--shar", shards["good"], str(tmp_path)])
-    assert rc == 0
+    rc = duplexloom_main(["export", "nemo", "--target-sample-rate", "0", shards["good"], str(tmp_path)])
+    assert rc == 0  # Shar is written by default; rate 0 keeps the session rate
     cuts = CutSet.from_shar(in_dir=tmp_path / "shar")
     seen = 0
     for cut in cuts:
         seen += 1
         src = shards["src"][cut.id]
         np.testing.assert_allclose(cut.load_target_audio()[0], src["assistant"], atol=1e-4)
-        assert {s.speaker for s in cut.supervisions} == {"User", "Assistant"}
+        assert {s.speaker for s in cut.supervisions} == {"user", "agent"}
     assert seen == 2
     assert sorted(p.name for p in (tmp_path / "shar").glob("*.tar")) == [
         "recording.000000.tar",
@@ -209,3 +229,74 @@ def test_nemo_shar_and_cli(shards: dict, tmp_path: Path) -> None:
     lines = (tmp_path / "m" / "manifest.jsonl").read_text().splitlines()
     assert all(not Path(json.loads(x)["path"]).is_absolute() for x in lines)
     assert len(list(read_moshi_manifest(tmp_path / "m" / "manifest.jsonl"))) == 2
+
+
+def test_nemo_defaults_read_as_nemos_duplex_dataset_reads_them(shards: dict, tmp_path: Path) -> None:
+    """``DuplexS2SDataset.__getitem__`` with the s2s_duplex recipe's settings, on the Shar the export
+    writes by default: the recording is resampled to the source rate, ``target_audio`` is read as
+    stored and taken to be at the target rate (lhotse's ``collate_audio``, as NeMo calls it), and
+    the token channels keep the supervisions whose speaker is in the default roles."""
+    from lhotse import CutSet
+    from lhotse.dataset.collation import collate_audio
+
+    source_sr, target_sr = 16_000, 22_050  # recipe: source_sample_rate, target_sample_rate
+    input_roles, output_roles = {"user"}, {"agent"}  # the dataset's defaults
+    assert duplexloom_main(["export", "nemo", shards["good"], str(tmp_path)]) == 0
+    cuts = CutSet.from_shar(in_dir=tmp_path / "shar").to_eager()
+    source, source_lens = collate_audio(cuts.resample(source_sr))
+    target, target_lens = collate_audio(cuts.resample(target_sr), recording_field="target_audio")
+    for cut, n_src, n_tgt in zip(cuts, source_lens.tolist(), target_lens.tolist(), strict=True):
+        # both channels last as long as the session (a 16 kHz target would read 0.726x as long)
+        assert n_src / source_sr == pytest.approx(cut.duration, abs=1e-3)
+        assert n_tgt / target_sr == pytest.approx(cut.duration, abs=1e-3)
+        inputs = [s for s in cut.supervisions if s.speaker in input_roles]
+        outputs = [s for s in cut.supervisions if s.speaker in output_roles]
+        assert len(inputs) == 2 and len(outputs) == 1 and outputs[0].text
+    hz = _dominant_hz(target[0, : target_lens[0]].numpy(), target_sr)
+    assert hz == pytest.approx(ASSISTANT_HZ, abs=5)  # the target's pitch is right at the target rate
+
+
+def test_moshi_skips_silent_assistant_packs_and_keeps_punctuation(tmp_path: Path) -> None:
+    samples = [
+        _sample("p0en", "en", cut_s=None, punct=True),
+        _sample("p1silent", "en", cut_s=None, silent=True),
+        _sample("p2zh", "zh", cut_s=None, punct=True),
+        _sample("p3en", "en", cut_s=2.2, punct=True),
+    ]
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "000000.tar").write_bytes(shard_tar_bytes([s[:2] for s in samples]))
+    out = tmp_path / "moshi"
+    rc = duplexloom_main(
+        ["export", "moshi", "--min-duration", "5", "--gap", "1", str(tmp_path / "shards" / "*.tar"), str(out)]
+    )
+    assert rc == 0  # a skipped session is not a reject
+    summary = json.loads((out / "export_summary.json").read_text())
+    assert (summary["samples"], summary["rejects"]) == (3, 0)
+    assert summary["skipped"] == {"assistant_silent": 1} and summary["skipped_keys"] == ["p1silent"]
+
+    items = list(read_moshi_manifest(out / "manifest.jsonl"))
+    # 3.2 s + 1 s gap + 3.2 s >= 5 s closes the first file; the last one holds what is left
+    assert [i.path.name for i in items] == ["pack_000000.wav", "pack_000001.wav"]
+    assert [i.duration_s for i in items] == pytest.approx([7.4, 3.2])
+    first = items[0]
+    doc = json.loads(first.path.with_suffix(".json").read_text())
+    assert [(x["key"], x["start_s"]) for x in doc["sessions"]] == [("p0en", 0.0), ("p2zh", 4.2)]
+    assert [a[0] for a in first.main_words] == [
+        "Okay,",
+        "turning",
+        "“them”",
+        "on.",
+        "好的，",
+        "正在",
+        "打开。",
+    ]
+    assert [a[0] for a in first.alignments if a[2] == SPEAKER_OTHER][:4] == ["Turn", "on", "the", "lights!"]
+    # the second session's words and audio sit 4.2 s into the file: silence in the gap
+    zh_first = next(a for a in first.main_words if a[0] == "好的，")
+    assert zh_first[1][0] == pytest.approx(4.2 + 1.5)
+    gap = first.audio[int(3.2 * 24_000) + 10 : int(4.2 * 24_000) - 10]
+    assert np.abs(gap).max() < 1e-3
+    lo = int((4.2 + 1.6) * 24_000)
+    assert _dominant_hz(first.audio[lo : lo + 12_000, 0], 24_000) == pytest.approx(ASSISTANT_HZ, abs=5)
+    # interrupted at 2.2 s: the heard words, the last one with the punctuation after it in the text
+    assert [a[0] for a in items[1].main_words] == ["Okay,", "turning", "“them”"]

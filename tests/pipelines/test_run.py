@@ -214,3 +214,33 @@ def test_cli_refuses_unreadable_input_clearly(tmp_path, capsys):
 def test_cli_rejects_unknown_config_key(tmp_path, capsys):
     assert cli_main(["--out", str(tmp_path / "o"), "--set", "shards.bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_every_shipped_sample_passed_the_semantic_self_check(first_run):
+    """SPEC 17 as a stage: the summary scores every sample from its audio; what is shipped passed
+    every check that applied to it, and its action channel is the one its family prescribes."""
+    from duplexloom.qa.semantic import check_sample
+    from duplexloom.timeline.families import FAMILY_CHANNELS
+
+    out, summary = first_run
+    sem = summary["semantic"]
+    assert sem["scored"] == summary["stages"]["semantic"]["in"] > 0
+    assert sem["rejected"] == summary["stages"]["semantic"]["rejected"]
+    assert sem["checks"]["channel"]["n"] >= summary["accounting"]["samples_out"]
+    assert sem["measured"]["response_gap_s"]["n"] > 0 and sem["measured"]["response_gap_s"]["reference"]
+    assert summary["action_channel"]["dialogue"] == {"channel": [], "override": False}
+    assert summary["drawn_histograms"]["response_gap_s"]["n"] > 0
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with open(shard, "rb") as f:
+            for key, members in iter_shard(f):
+                s = decode_sample(key, members)
+                assert s.meta.action_channel == FAMILY_CHANNELS[s.meta.family]
+                rep = check_sample(
+                    key,
+                    s.meta.timeline,
+                    list(s.chunks),
+                    s.user_audio,
+                    s.assistant_audio,
+                    action_channel=s.meta.action_channel,
+                )
+                assert rep.passed, rep.describe()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -40,10 +41,12 @@ def test_report_files(report: Path, dataset_dir: Path) -> None:
     ]
     for page in pages:
         user, sr = sf.read(page.parent / "user.wav")
+        assistant, _ = sf.read(page.parent / "assistant.wav")
         mix, sr_mix = sf.read(page.parent / "mix.wav")
         assert sr == sr_mix == 16_000
-        assert mix.shape == (len(user), 2)  # stereo: user left, assistant right
-        assert (mix[:, 0] == user).all()
+        assert mix.shape == (len(user), 2)  # stereo as in the moshi export: assistant left, user right
+        assert (mix[:, 0] == assistant).all() and (mix[:, 1] == user).all()
+        assert assistant.any() and not np.array_equal(assistant, user)
         assert (page.parent / "timeline_0.png").read_bytes()[:4] == b"\x89PNG"
     index = report.read_text()
     # The dataset page found summary.json and rejects.jsonl beside shards/ and counted the rejects.
@@ -123,6 +126,9 @@ _STATE_JS = """
     traceRows: document.querySelectorAll('table.trace tr[data-t]').length,
     qaErrors: document.getElementById('qa-errors').textContent,
     height: document.documentElement.scrollHeight,
+    // how far the chunk trace runs past its box sideways (its audio column used to be cut off)
+    traceOverflow: (() => { const w = document.querySelector('.trace-wrap');
+                            return w ? w.scrollWidth - w.clientWidth : 0; })(),
   };
 })()
 """
@@ -169,6 +175,7 @@ def test_report_in_headless_chromium(report: Path, server: str, browser: Chromiu
             assert a["duration"] > 1.0
         assert state["images"] and all(i["ok"] for i in state["images"]), rel
         assert state["traceRows"] > 10
+        assert state["traceOverflow"] <= 0, (rel, state["traceOverflow"])
         assert (ARTIFACTS / f"report_{page.parent.name}.png").stat().st_size > 10_000
 
 

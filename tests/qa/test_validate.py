@@ -11,6 +11,7 @@ import pytest
 
 from duplexloom.qa.validate_cli import main as validate_main
 from duplexloom.schemas.tokens import ACTION_END
+from duplexloom.timeline.sample_codec import chunks_from_json, meta_from_json
 from duplexloom.timeline.tokenizer import load_tokenizer
 from tests.qa.fixtures import read_tar, write_tar
 
@@ -55,13 +56,17 @@ def _plant(src: Path, dst: Path, edit: Callable[[dict[str, bytes]], None]) -> Pa
 
 
 def _edit_json(members: dict[str, bytes], name: str, fn: Callable[[object], None]) -> None:
-    obj = json.loads(members[name])
+    """Edit a member's records as plain JSON (the member itself is type-stable JSON)."""
+    if name == "json":
+        obj = meta_from_json(json.loads(members[name])).model_dump(mode="json")
+    else:
+        obj = [c.model_dump(mode="json") for c in chunks_from_json(json.loads(members[name]))]
     fn(obj)
-    members[name] = json.dumps(obj, ensure_ascii=False).encode()
+    members[name] = json.dumps(obj, ensure_ascii=False).encode()  # plain JSON still reads back
 
 
 def _chunks_with(members: dict[str, bytes], needle: str) -> list[int]:
-    return [c["chunk"] for c in json.loads(members["chunks.json"]) if needle in c["action_text"]]
+    return [c.chunk for c in chunks_from_json(json.loads(members["chunks.json"])) if needle in c.action_text]
 
 
 def _violations(lines: list[str], code: str) -> list[tuple[str, int | None]]:

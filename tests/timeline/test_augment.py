@@ -28,31 +28,61 @@ def _by_kind(tl, kind):
     return [u for u in tl.utterances if u.kind == kind]
 
 
+def _stop_after_label(tl, barge, cfg):
+    """(host utterance, <interrupt> label, drawn stop delay) of one barge-in."""
+    label = next(a for a in tl.actions if a.name == "interrupt" and a.anchor_utterance_id == barge.id)
+    host = next(
+        u
+        for u in tl.utterances
+        if u.cut_samples is not None
+        and aug.speech_start(u) <= aug.speech_start(barge)
+        and u.cut_samples >= aug.speech_start(barge)
+    )
+    drawn = next(p for p in tl.augmentation if p.name == "stop_delay_s" and p.target == barge.id)
+    return host, label, drawn
+
+
 @pytest.mark.parametrize("make", [en_annotation, zh_annotation])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_interrupt_cuts_the_assistant(make, seed):
+def test_interrupt_cuts_the_assistant_after_the_cue(make, seed):
     cfg = TimelineConfig()
     plan, built = _build(make("interrupt"), cfg, seed)
     tl = built.timeline
-    (barge,) = _by_kind(tl, "interrupt")
-    (host,) = [u for u in tl.utterances if u.cut_samples is not None]
-    onset = aug.speech_start(barge)
-    # The assistant stops exactly the configured delay after the user's onset ...
-    assert host.cut_samples - onset == cfg.samples(0.64)
-    assert host.audio_end_samples == host.cut_samples
-    # ... keeps only the words whose audio started before the stop ...
-    assert host.words and all(w.start_samples < host.cut_samples for w in host.words)
-    full = next(u for u in plan.utterances_to_speak if u.id == host.id)
-    assert len(aug.norm_units(host.text, host.lang)) < len(aug.norm_units(full.text, full.lang))
-    # ... and is silent on its track after it.
-    assert not np.any(built.assistant_audio[host.cut_samples :])
-    label = next(a for a in tl.actions if a.name == "interrupt")
-    assert label.offset_samples == aug.anchor_end_samples(barge, label.anchor)
-    assert (
-        label.offset_samples - cfg.samples(1.0) <= host.cut_samples <= label.offset_samples + cfg.samples(2.0)
-    )
-    # The barge-in took the floor: no later turn was planned.
-    assert max(u.turn_index for u in tl.utterances) == host.turn_index
+    chunk = cfg.chunk_samples
+    barges = _by_kind(tl, "interrupt")
+    assert barges
+    for barge in barges:
+        host, label, drawn = _stop_after_label(tl, barge, cfg)
+        # <interrupt> sits at the end of the semantic anchor (after the acknowledgement) ...
+        assert label.offset_samples == aug.anchor_end_samples(barge, label.anchor)
+        assert len(aug.norm_units(label.anchor, barge.lang)) > len(
+            aug.norm_units(aug.ACK_PHRASES[barge.lang][0], barge.lang)
+        ) or not aug.starts_with_ack(barge.text, barge.lang)
+        # ... the assistant speaks through the label's chunk and stops the drawn delay after it starts
+        c = label.offset_samples // chunk
+        assert 0.16 <= drawn.value <= 0.48
+        assert host.cut_samples == c * chunk + cfg.samples(drawn.value)
+        assert host.cut_samples >= (c + 1) * chunk
+        assert np.any(built.assistant_audio[c * chunk : (c + 1) * chunk])
+        assert host.audio_end_samples == host.cut_samples
+        # ... keeps only the words whose audio started before the stop ...
+        assert host.words and all(w.start_samples < host.cut_samples for w in host.words)
+        full = next(u for u in plan.utterances_to_speak if u.id == host.id)
+        assert len(aug.norm_units(host.text, host.lang)) <= len(aug.norm_units(full.text, full.lang))
+        clip = make_clips(plan)[host.id].audio
+        assert host.audio_end_samples - host.audio_start_samples < clip.shape[0]  # the rest is never heard
+        assert (
+            label.offset_samples - cfg.samples(1.0)
+            <= host.cut_samples
+            <= label.offset_samples + cfg.samples(2.0)
+        )
+        # ... and answers the interruption once it is over: <response> at its end, then the reply.
+        resp = next(a for a in tl.actions if a.name == "response" and a.anchor_utterance_id == barge.id)
+        assert resp.offset_samples == aug.speech_end(barge)
+        reply = next(u for u in tl.utterances if u.id == "r" + barge.id[3:])
+        assert reply.speaker == "assistant" and reply.text
+        assert aug.speech_start(reply) >= aug.speech_end(barge) - cfg.samples(0.15)
+        assert not np.any(built.assistant_audio[host.cut_samples : reply.audio_start_samples])
     assert check_timing(tl, cfg, built.assistant_audio) == []
 
 
@@ -60,11 +90,11 @@ def test_stop_delay_is_configurable_and_recorded():
     cfg = TimelineConfig(stop_delay_s=uniform(0.3, 0.5))
     _, built = _build(en_annotation("interrupt"), cfg, 4)
     tl = built.timeline
-    (barge,) = _by_kind(tl, "interrupt")
-    (host,) = [u for u in tl.utterances if u.cut_samples is not None]
-    drawn = next(p for p in tl.augmentation if p.name == "stop_delay_s")
+    barge = _by_kind(tl, "interrupt")[0]
+    host, label, drawn = _stop_after_label(tl, barge, cfg)
     assert drawn.distribution == "uniform(0.3, 0.5)" and 0.3 <= drawn.value <= 0.5
-    assert host.cut_samples - aug.speech_start(barge) == cfg.samples(drawn.value)
+    chunk = cfg.chunk_samples
+    assert host.cut_samples - label.offset_samples // chunk * chunk == cfg.samples(drawn.value)
 
 
 def test_ambiguous_ack_is_backchannel_here_and_interruption_there():
@@ -77,11 +107,11 @@ def test_ambiguous_ack_is_backchannel_here_and_interruption_there():
         u.cut_samples for u in bc.timeline.utterances
     )
     _, it = _build(en_annotation("interrupt"), cfg, 5)
-    (barge,) = _by_kind(it.timeline, "interrupt")
+    barge = _by_kind(it.timeline, "interrupt")[0]
     assert barge.text.lower().startswith(ack)
     label = next(a for a in it.timeline.actions if a.name == "interrupt")
-    # The intent is clear only after the acknowledgement: the anchor runs one word past it.
-    assert label.anchor.startswith(ack) and len(label.anchor.split()) == len(ack.split()) + 1
+    # "you are right" alone never triggers: the anchor runs on to content words of the new thought.
+    assert label.anchor.startswith(ack) and len(label.anchor.split()) >= len(ack.split()) + 2
     assert check_timing(it.timeline, cfg, it.assistant_audio) == []
 
 
@@ -154,9 +184,11 @@ def test_barge_in_probability_per_assistant_turn():
         coins = [p for p in plan.augmentation if p.name == "barge_in"]
         assert coins[0].distribution == "bernoulli(0.5)"
         hits_first += coins[0].value
-        # the first hit ends the session at that assistant turn
+        # the first hit ends the seed's turns at that assistant turn; the assistant answers it
         if coins[0].value:
-            assert [u.id for u in plan.utterances_to_speak] == ["u0", "a1", "int1"]
+            ids = [u.id for u in plan.utterances_to_speak]
+            assert ids[:4] == ["u0", "a1", "int1", "r1"]
+            assert all(i.startswith(("int1", "r1")) for i in ids[2:])
     assert 0.4 < hits_first / n < 0.6
 
 
@@ -169,9 +201,18 @@ def test_split_candidates_and_interrupt_anchor():
     assert aug.split_text(text, "en", 5) == ("Could you open the window,", "and then play some jazz?")
     zh = "你好，请帮我打开车窗。"
     assert aug.split_candidates(zh, "zh") == [2]
-    assert aug.interrupt_anchor("You are right, but the schedule is tight", "en") == "you are right but"
-    assert aug.interrupt_anchor("Wait, what about tomorrow", "en") == "wait what"
-    assert aug.interrupt_anchor("你说得对，但是时间太紧了", "zh") == "你说得对但"
+    # SPEC 8: the anchor is where the words show a new thought, never the acknowledgement alone
+    assert (
+        aug.interrupt_anchor("You are right, but the schedule is tight", "en")
+        == "you are right but the schedule is tight"
+    )
+    assert aug.interrupt_anchor("Wait, what about tomorrow", "en") == "wait what about tomorrow"
+    assert aug.interrupt_anchor("Actually, can we go to the beach instead?", "en") == (
+        "actually can we go to the beach"
+    )
+    assert aug.interrupt_anchor("你说得对，但是时间太紧了", "zh") == "你说得对但是时间太"
+    assert aug.interrupt_anchor("等一下，我想先去加油站", "zh") == "等一下我想先去加油"
+    assert aug.interrupt_anchor("you are right", "en") == "you are right"
 
 
 def test_cut_utterance_and_anchor_lookup():

@@ -47,8 +47,10 @@ def test_normal_dialogue_two_tracks(make):
         u = next(u for u in tl.utterances if u.id == r.anchor_utterance_id)
         assert r.offset_samples == aug.speech_end(u)
         nxt = [a for a in utts if a.speaker == "assistant" and aug.speech_start(a) > r.offset_samples]
-        if nxt:  # the response gap is the configured 0.32 s, to the sample
-            assert aug.speech_start(nxt[0]) - r.offset_samples == PLAIN.samples(0.32)
+        if nxt:  # the response gap is the one drawn for that reply, to the sample
+            drawn = next(p for p in tl.augmentation if p.name == "response_gap_s" and p.target == nxt[0].id)
+            assert drawn.distribution.startswith("lognormal") and -0.15 <= drawn.value <= 2.5
+            assert aug.speech_start(nxt[0]) - r.offset_samples == PLAIN.samples(drawn.value)
     # Each track carries exactly its clips: the mix reproduces the clip audio at its offset.
     clips = make_clips(plan)
     for u in tl.utterances:
@@ -94,8 +96,10 @@ def test_multi_action_tool_calls_at_their_anchors():
         assert [a.name for a in tools] == ["open_car_setting", "play_media"]
         user = next(u for u in tl.utterances if u.id == tools[0].anchor_utterance_id)
         for a in tools:
-            assert a.offset_samples == aug.anchor_end_samples(user, a.anchor)
-            assert aug.speech_start(user) < a.offset_samples <= aug.speech_end(user)
+            delay = next(p for p in tl.augmentation if p.name == "tool_trigger_delay_s" and p.target == a.id)
+            assert 0.0 <= delay.value <= 0.32
+            assert a.offset_samples == aug.anchor_end_samples(user, a.anchor) + PLAIN.samples(delay.value)
+            assert aug.speech_start(user) < a.offset_samples <= aug.speech_end(user) + PLAIN.samples(0.32)
             assert a.parameters and a.provenance.startswith("annotation")
         assert tools[0].offset_samples < tools[1].offset_samples  # emitted in request order
         assert check_timing(tl, PLAIN, built.assistant_audio) == []

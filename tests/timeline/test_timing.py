@@ -104,7 +104,7 @@ def test_backchannel_and_tool_violations_are_caught():
     )
     t = _built(tool_annotation("en"), seed=3).timeline
     call = next(a for a in t.actions if a.is_tool_call)
-    early = call.model_copy(update={"offset_samples": max(0, call.offset_samples - CFG.samples(1.2))})
+    early = call.model_copy(update={"offset_samples": max(0, call.offset_samples - CFG.samples(1.6))})
     assert "tool_early" in _codes(
         t.model_copy(update={"actions": tuple(early if a.id == call.id else a for a in t.actions)})
     )
@@ -141,7 +141,9 @@ def test_every_family_passes_the_validators_and_histograms_cover_them():
     assert hist["interrupt"]["stop_delay_s"]["n"] >= 3
     assert hist["backchannel"]["backchannel_label_delay_s"]["n"] >= 4
     assert hist["toolcall"]["tool_trigger_delay_s"]["n"] >= 4
-    assert hist["dialogue"]["response_gap_s"]["p50"] == pytest.approx(0.32, abs=1e-3)
+    gaps = hist["dialogue"]["response_gap_s"]
+    assert -0.15 <= gaps["min"] < gaps["max"] <= 2.5  # drawn per turn, never one constant
+    assert 0.0 < gaps["p50"] < 0.8
     json.dumps(hist)  # JSON-ready for the run summary
 
 
@@ -149,7 +151,9 @@ def test_timing_stats_and_histograms():
     tl = _built(en_annotation("interrupt"), seed=2).timeline
     st = timing_stats(tl)
     assert set(st) == set(STATS)
-    assert st["stop_delay_s"] == [pytest.approx(0.64, abs=1 / 16000)]
+    drawn = [p.value for p in tl.augmentation if p.name == "stop_delay_s"]
+    assert st["stop_delay_s"] == [pytest.approx(v, abs=1 / 16000) for v in drawn[: len(st["stop_delay_s"])]]
+    assert st["stop_delay_s"] and all(0.16 <= v <= 0.48 for v in st["stop_delay_s"])
     h = histograms([0.1, 0.2, 0.2, 0.9, 5.0], bins=[0.0, 0.5, 1.0])
     assert h["counts"] == [3, 1] and h["above"] == 1 and h["n"] == 5
     assert h["p50"] == pytest.approx(0.2)

@@ -197,3 +197,38 @@ def test_loader_workers_are_deterministic_per_epoch(shard_dir: Path) -> None:
     assert first != other  # a new epoch reshuffles shards, samples and crops
     keys = sorted(k for b in first for k in b[:-1])
     assert keys == sorted(k for b in other for k in b[:-1]) and len(keys) == 24 == len(set(keys))
+
+
+def test_missing_eval_shards_fail_up_front(shard_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    rc = duplexloom_main(
+        ["train", "--config", str(TINY), "--shards", str(shard_dir / "train" / "*.tar"),
+         "--eval-shards", str(tmp_path / "heldout" / "*.tar"), "--out", str(out)]
+    )  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"duplexloom train: --eval-shards '{tmp_path / 'heldout' / '*.tar'}' matches no shard"]
+    assert not (out / "ckpt").exists()  # nothing was trained
+    rc = duplexloom_main(["train", "--eval", "--checkpoint", "x.pt", "--shards", str(tmp_path / "no.tar")])
+    assert rc == 2 and "do not exist" in capsys.readouterr().err
+
+
+def test_webdataset_decoders_need_no_torchcodec(shard_dir: Path) -> None:
+    import webdataset as wds
+
+    from duplexloom.schemas.sample import SampleMeta
+    from duplexloom.trainer.data import wds_audio, wds_records
+
+    url = str(sorted((shard_dir / "heldout").glob("*.tar"))[0])
+    with open(url, "rb") as f:
+        raw = dict(iter_shard(f))
+    seen = 0
+    for s in wds.WebDataset(url, shardshuffle=False).decode(wds_audio, wds_records):
+        want = decode_sample(s["__key__"], raw[s["__key__"]])
+        user, sr = s["user.flac"]
+        assert sr == 16_000 and user.dtype == torch.float32 and user.shape == (1, len(want.user_audio))
+        np.testing.assert_array_equal(user[0].numpy(), want.user_audio)
+        assert isinstance(s["json"], SampleMeta) and s["json"] == want.meta
+        assert s["chunks.json"] == want.chunks
+        seen += 1
+    assert seen == 6
