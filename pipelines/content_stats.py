@@ -22,11 +22,11 @@ from duplexloom.schemas.sample import SampleMeta
 
 
 def sample_metas(out_dir: str) -> Iterator[SampleMeta]:
-    from duplexloom.timeline.sample_codec import iter_shard
+    from duplexloom.timeline.sample_codec import iter_shard, meta_from_json
 
     for path in sorted(io.match(io.join(out_dir, "shards", "*.tar"))):
         for _, members in iter_shard(_io.BytesIO(io.read_bytes(path))):
-            yield SampleMeta.model_validate_json(members["json"])
+            yield meta_from_json(json.loads(members["json"]))
 
 
 def tool_reply(meta: SampleMeta) -> str | None:
@@ -59,8 +59,8 @@ def content_stats(metas: Iterable[SampleMeta], family_mix: dict[str, float]) -> 
         "samples": n,
         "family_share_pct": shares,
         "family_mix_pct": target,
-        "max_share_gap_points": max(
-            (abs(shares.get(f, 0.0) - target.get(f, 0.0)) for f in shares), default=0.0
+        "max_share_gap_points": round(
+            max((abs(shares.get(f, 0.0) - target.get(f, 0.0)) for f in shares), default=0.0), 1
         ),
         "families_missing": sorted(f for f, w in family_mix.items() if w > 0 and not families.get(f)),
         "tool_calls": len(calls),
