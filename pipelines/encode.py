@@ -31,6 +31,7 @@ from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
 from duplexloom.schemas import RejectError, SampleMeta
+from duplexloom.schemas.units import chunk_samples
 
 STAGE = "serialize"
 log = logging.getLogger("duplexloom.pipelines")
@@ -173,7 +174,9 @@ def encode_one(ps, built, cfg, tokenizer, num_shards: int, flac_cache=None) -> E
         "seed_id": ann.seed_id,
         "family": ps.plan.family,
         "lang": ps.plan.lang,
-        "duration_s": tl.duration_samples / sr,
+        # the audio's length (encode_sample pads both tracks to every chunk, drain chunks included),
+        # not the timeline's: a manifest row must say how long the sample's audio is
+        "duration_s": len(chunks) * chunk_samples(sr, meta.chunk_ms) / sr,
         "user_speech_s": speech_s("user"),
         "assistant_speech_s": speech_s("assistant"),
         "n_chunks": len(chunks),
