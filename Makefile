@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# FFmpeg's libraries (Debian 12 names) for torchcodec, which datasets' Audio decodes with (tests).
+# FFmpeg's libraries (Debian 12 names) for torchcodec, which datasets' Audio decodes with (tests);
+# festival voices are the aligner bench's held-out non-espeak voices.
 APT_PACKAGES := espeak-ng libespeak-ng1 libsndfile1 chromium fonts-wqy-microhei \
-  libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4
+  libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 \
+  festival festvox-kallpc16k festvox-us-slt-hts
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-fast lint schemas bench demo aligner-model clean
@@ -43,8 +45,11 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/duplexloom run --out out/demo
 
+# Two stages: the base recipe from scratch, then the varied recipe (every espeak-ng variant,
+# augmentation chain) continuing from it (aligners/train_tiny.py).
 aligner-model: $(STAMP)
-	$(PY) -m duplexloom.aligners.train_tiny
+	$(PY) -m duplexloom.aligners.train_tiny --recipe base --out out/aligner-base
+	$(PY) -m duplexloom.aligners.train_tiny --recipe varied --init out/aligner-base
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -2,16 +2,20 @@
 
 Input: float32 mono waveform, its sample rate, the text and its language (``en``/``zh``).
 Output: :class:`Alignment` — per-word and per-character ``TimedSpan`` (utterance-local samples at
-the input rate, half-open) and a confidence in [0, 1] (geometric mean of the aligned path's frame
-probabilities). A word is a unit of :mod:`duplexloom.tts_adapters.text_units`: for Chinese every
+the input rate, half-open), a confidence in [0, 1] (geometric mean of the aligned path's frame
+probabilities) and how the word spans cover the speech (:class:`.energy.Coverage`, what the align
+stage's quality guard scores). A word is a unit of :mod:`duplexloom.tts_adapters.text_units`: for Chinese every
 CJK character is one word (and one character) unit.
 
 A backend supplies frame log-probabilities over its labels (:meth:`CTCAligner.log_probs`); the
 path search is ``ctc_segmentation`` with one blank state between words. A word starts at the frame
 where its first label's state begins, plus the backend's calibrated ``start_offset_samples``; a
 backend whose model has a word-onset head (``frame_outputs``) replaces that by the head's peak in a
-window before the first label (:func:`head_onsets`). A word ends where the blank after it begins
-(never after the next word's start).
+window before the first label (:func:`head_onsets`). A word ends where its sound ends (SPEC
+section 7): the end of the last speech frame reached from its last label without crossing a pause,
+before the next word's start or the utterance end (:func:`.energy.snap_ends_to_speech`), never
+where the last label spike or the blank after it falls; a span with no speech at all keeps the
+CTC end (the blank after the word).
 
 Reject codes: ``align_empty_audio``, ``align_silent_audio``, ``align_empty_text``,
 ``align_unrepresentable``, ``align_text_too_long`` (more label states than audio frames),
@@ -20,6 +24,7 @@ Reject codes: ``align_empty_audio``, ``align_silent_audio``, ``align_empty_text`
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ from duplexloom.schemas import RejectError, TimedSpan
 from duplexloom.tts_adapters.base import MissingDependencyError
 from duplexloom.tts_adapters.resample import resample
 
+from .energy import Coverage, coverage, first_onset, snap_ends_to_speech, speech_mask
 from .romanize import UnitTokens, text_to_units
 
 SILENCE_PEAK = 1e-4  # float full scale; below this the "audio" is digital silence
@@ -45,6 +51,7 @@ class Alignment:
     chars: tuple[TimedSpan, ...]
     confidence: float
     sample_rate: int
+    coverage: Coverage | None = None
 
 
 class AlignerConfig(BaseModel):
@@ -172,6 +179,19 @@ class CTCAligner(Aligner):
         end_pos = [p / n_pass for p in end_pos]
         if self.snap_to_speech:
             snap_onsets_to_speech(label_pos, model_audio, self.model_rate)
+        # Every backend: the sound of the utterance before its first word's onset is that word's,
+        # and a word ends where its sound ends, not at its last label spike.
+        mask = speech_mask(model_audio, self.model_rate)
+        onset = first_onset(label_pos[0][0], model_audio, self.model_rate, mask)
+        label_pos[0] = [onset if k == 0 else max(p, onset) for k, p in enumerate(label_pos[0])]
+        end_pos = snap_ends_to_speech(
+            [row[0] for row in label_pos],
+            [max(row) for row in label_pos],
+            end_pos,
+            model_audio,
+            self.model_rate,
+            mask,
+        )
         al = spans_from_frames(
             first_path,
             units,
@@ -183,7 +203,8 @@ class CTCAligner(Aligner):
         )
         if al.confidence < self.config.min_confidence:
             raise RejectError("align_low_confidence", f"{al.confidence:.3f} < {self.config.min_confidence}")
-        return al
+        cov = coverage(audio, sample_rate, [(w.start_samples, w.end_samples) for w in al.words])
+        return dataclasses.replace(al, coverage=cov)
 
 
 @dataclass(frozen=True)
@@ -436,10 +457,16 @@ def get_aligner(name: str, **config: Any) -> Aligner:
     return cls(cls.config_model(**config))
 
 
+# How spans are made from a model's output (word ends at the end of the sound since revision 2):
+# part of every fingerprint, so alignments cached or shards written under older rules are redone.
+SPAN_RULES = 2
+
+
 def model_fingerprint(name: str, **config: Any) -> str:
-    """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``."""
+    """:meth:`Aligner.model_fingerprint` of the registered aligner ``name`` with ``config``, plus
+    the span rules' revision (:data:`SPAN_RULES`)."""
     cls = aligner_class(name)
-    return cls.model_fingerprint(cls.config_model(**config))
+    return f"{cls.model_fingerprint(cls.config_model(**config))};spans={SPAN_RULES}"
 
 
 def available_aligners() -> list[str]:

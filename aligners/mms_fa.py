@@ -1,21 +1,76 @@
 """``mms_fa``: torchaudio's ``MMS_FA`` bundle (wav2vec2, 1130 languages, romanized Latin labels).
 
-The aligner real users run on real or cloned speech. Weights are downloaded by torchaudio on
-first use (``bundle.get_model()``), so it needs network once; ``model`` may be passed in directly
-(the tests pass a same-family, randomly initialized, much smaller model: the full ~300M-parameter
-architecture is too slow to build on two shared CPU cores). Chinese is romanized with pypinyin.
-Input/output and reject codes: see :mod:`.base`.
+The aligner real users run on real or cloned speech. Where the weights come from (first match):
+
+1. ``model_dir`` (config) or the environment variable ``DUPLEXLOOM_MMS_FA_DIR``: a local
+   directory holding the bundle's published ``model.pt`` (no network; the Dockerfile bakes one into
+   the worker image with ``--build-arg MMS_FA=1``) and, only for a stand-in, ``params.json``
+   (wav2vec2 architecture keyword arguments; absent = the bundle's own). Loaded exactly as
+   torchaudio loads the bundle (same label-axis removal, waveform normalization and log-softmax);
+   its fingerprint is the sha256 of the directory's files.
+2. Otherwise torchaudio downloads the checkpoint on first use into ``$TORCH_HOME/hub/checkpoints``
+   (once per worker; needs network from the workers).
+
+``model`` may also be passed in directly (tests pass a same-family, randomly initialized, much
+smaller model: the full ~300M-parameter architecture is too slow to build on two shared CPU
+cores). Chinese is romanized with pypinyin. Input/output and reject codes: see :mod:`.base`.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 
 from .base import AlignerConfig, CTCAligner, register_aligner
 
+MODEL_DIR_ENV = "DUPLEXLOOM_MMS_FA_DIR"
+
 
 class MmsFaConfig(AlignerConfig):
     with_star: bool = False  # torchaudio's extra "*" label for unknown speech; we do not use it
+    model_dir: str | None = None  # local weights (see the module docstring); None = env, then download
+
+
+def local_model_dir(config: MmsFaConfig) -> Path | None:
+    """The local weights directory ``config`` names (config first, then the environment), if any."""
+    d = config.model_dir or os.environ.get(MODEL_DIR_ENV) or None
+    return Path(d) if d else None
+
+
+def dir_sha256(d: Path) -> str:
+    """sha256 over a directory's files (relative names and bytes, streamed)."""
+    h = hashlib.sha256()
+    for p in sorted(x for x in d.rglob("*") if x.is_file()):
+        h.update(str(p.relative_to(d)).encode("utf-8") + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def load_local(d: Path):
+    """The MMS_FA model from ``d/model.pt`` (+ optional ``d/params.json``), built the way
+    ``MMS_FA.get_model(with_star=False)`` builds it, without network."""
+    import torch
+    from torchaudio.models import wav2vec2_model
+    from torchaudio.pipelines import MMS_FA
+    from torchaudio.pipelines._wav2vec2 import utils as bundle_utils
+
+    if not (d / "model.pt").is_file():
+        raise FileNotFoundError(f"{d}: no model.pt (MMS_FA weights) there")
+    params_file = d / "params.json"
+    params = json.loads(params_file.read_text(encoding="utf-8")) if params_file.exists() else MMS_FA._params
+    model = wav2vec2_model(**params)
+    state = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+    bundle_utils._remove_aux_axes(state, MMS_FA._remove_aux_axis)
+    model.load_state_dict(state)
+    return bundle_utils._extend_model(
+        model, normalize_waveform=MMS_FA._normalize_waveform, apply_log_softmax=True, append_star=False
+    )
 
 
 def mms_labels() -> tuple[str, ...]:
@@ -36,6 +91,9 @@ class MmsFaAligner(CTCAligner):
     def model_fingerprint(cls, config: MmsFaConfig) -> str:
         import torchaudio
 
+        d = local_model_dir(config)
+        if d is not None:
+            return f"mms_fa:local-{dir_sha256(d)}"
         # The bundle's checkpoint is fixed per torchaudio release.
         return f"mms_fa:torchaudio-{torchaudio.__version__}"
 
@@ -44,7 +102,9 @@ class MmsFaAligner(CTCAligner):
         from torchaudio.pipelines import MMS_FA
 
         if model is None:
-            model = MMS_FA.get_model(with_star=False)  # downloads the checkpoint on first use
+            d = local_model_dir(config)
+            # Without local weights torchaudio downloads the checkpoint once into $TORCH_HOME.
+            model = load_local(d) if d is not None else MMS_FA.get_model(with_star=False)
         self.model = model.to(config.device).eval()
         self.labels = mms_labels()
         self.model_rate = int(MMS_FA.sample_rate)

@@ -65,5 +65,9 @@ class AnnotatorConfig(BaseModel):
     speech_rate_en_words_per_s: float = Field(default=2.5, gt=0)
     cognition_char_budget_zh: int = Field(default=24, ge=1)
     cognition_char_budget_en: int = Field(default=80, ge=1)
-    cognition_max_turns: int = Field(default=1, ge=1)  # user turns per seed that get a stream
+    cognition_max_turns: int = Field(default=1, ge=1)  # user turns per seed that get a stream (LLM)
+    # The spoken answer (voice_response) of the offline annotator: the reply's first sentence or
+    # clause, at most this many word units (the full reply stays the written channel).
+    voice_max_units_zh: int = Field(default=20, ge=1)
+    voice_max_units_en: int = Field(default=12, ge=1)
     think_chains: bool = True  # think family: also ask for a chronological thinking chain

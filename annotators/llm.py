@@ -140,6 +140,7 @@ class LLMAnnotator:
         elif family == "think":
             fields["cognition"] = await self._cognition(seed, turns, user_idx)
             provenance["cognition"] = used(self._prompt("cognition"))
+            turns = cognition.speak_voice(turns, fields["cognition"])  # the reply speaks voice_response
             if self.config.think_chains:
                 fields["chains"] = await self._chain(seed, turns, user_idx)
                 provenance["chains"] = used(self._prompt("chain"))
@@ -296,6 +297,7 @@ class LLMAnnotator:
                     entries=tuple(out.entries),
                     voice_response=out.voice_response,
                     reply_text=out.reply_text,
+                    heard_units=tuple(cognition.heard_counts(turns[i].text, seed.lang, rate)),
                 )
             )
         return tuple(streams)
@@ -307,6 +309,6 @@ class LLMAnnotator:
         }
         t = self._prompt("chain")
         out = await self.client.ask(
-            t, {"input": _dump(values)}, ChainOut, check=lambda o: chains.check(o.nodes, turns)
+            t, {"input": _dump(values)}, ChainOut, check=lambda o: chains.check(o.nodes, turns, seed.lang)
         )
         return tuple(out.nodes)

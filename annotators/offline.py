@@ -2,14 +2,14 @@
 
 Input: a :class:`Seed` and its task family; output: an :class:`Annotation` whose ``provenance``
 names, per field, what made it (``seed`` for the seed's own text, ``offline:<bank>.v<N>`` for a
-phrase or template bank, ``offline:think_template`` for the templated cognition). It never poses as
-the LLM. Any seed with turns serves any family (SPEC section 11):
+phrase or template bank). It never poses as the LLM. Any seed with turns serves any family (SPEC
+section 11):
 
-* ``dialogue``/``asr_human``/``asr_assistant``: the seed's own turns.
-* ``think``: the seed's turns plus a per-second cognition stream for the first user turn (each
-  entry quotes only what was heard by then, so it is causal by construction; the last says the
-  question is complete), the seed's answer as voice response and written reply, and a short
-  ENTITY/INTENT/ACTION chain; both pass the same checks as an LLM's (:func:`think_material`).
+* ``dialogue``/``asr_human``/``asr_assistant``/``think``: the seed's own turns. A ``think`` sample
+  also gets per-second causal cognition for each answered user turn, its reply spoken as the short
+  voice response and kept in full as the written answer (:func:`.cognition.offline_think`).
+* every family: a chronological thinking chain over the user turns (:func:`.chains.offline_chain`);
+  ``provenance["chains"]`` says ``omitted:offline_no_nodes`` when the text gives none.
 * ``interrupt``/``backchannel``/``pause``: the seed's turns plus interruptions with their replies,
   backchannels and fillers from ``prompts/templates/phrase_banks.json``. Interruptions are a new
   thought on the seed's ``topic`` ("[ack,] <contrast/new-thought words> ...", at least 4 units after
@@ -49,21 +49,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from duplexloom.prompts import load_catalog
-from duplexloom.schemas.annotation import (
-    AnnotatedAction,
-    AnnotatedTurn,
-    Annotation,
-    CognitionEntry,
-    CognitionStream,
-    ThinkingNode,
-)
+from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn, Annotation
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.seed import Seed, check_untrusted_text
 
 from . import chains, cognition, templates
 from .checks import check_actions
 from .config import AnnotatorConfig
-from .responses import CognitionOut
 
 NAME = "offline"
 _ANCHOR = re.compile(r"\[([^\[\]]+)\]")
@@ -144,63 +136,6 @@ def duplex_material(
         tuple(backchannels),
         tuple(fillers),
     )
-
-
-# ---- think: a templated causal cognition stream and thinking chain -----------------------------
-
-
-def think_material(
-    seed: Seed, turns: list[AnnotatedTurn], config: AnnotatorConfig
-) -> tuple[tuple[CognitionStream, ...], tuple[ThinkingNode, ...]]:
-    """A per-second stream for the first user turn (each entry quotes only what was heard by then,
-    so it is causal by construction) and a short chain over its segments (SPEC section 10).
-
-    Offline there is no understanding to write down: entries say what was heard and, at the end,
-    that the question is complete; the voice response and written reply are the seed's answer.
-    The stream passes the same checks as an LLM's (:func:`.cognition.check`, :func:`.chains.check`).
-    """
-    lang = seed.lang
-    ui = next(i for i, t in enumerate(turns) if t.role == "user")
-    reply = next((t.text for t in turns[ui + 1 :] if t.role == "assistant"), None)
-    if reply is None:
-        raise RejectError("needs_llm", "think needs an assistant answer after the first user turn")
-    rate = config.speech_rate_zh_chars_per_s if lang == "zh" else config.speech_rate_en_words_per_s
-    budget = config.cognition_char_budget_zh if lang == "zh" else config.cognition_char_budget_en
-    pieces = cognition.segment_per_second(turns[ui].text, lang, rate)
-    head, cont, done = (
-        ("听到：", "接着：", "听完了，准备回答")
-        if lang == "zh"
-        else (
-            "heard: ",
-            "then: ",
-            "the question is complete, preparing the answer",
-        )
-    )
-    entries = []
-    for sec, piece in enumerate(pieces):
-        if sec == len(pieces) - 1 and sec > 0:
-            text = done
-        else:
-            text = ((head if sec == 0 else cont) + piece)[:budget] if piece else "…"
-        entries.append(CognitionEntry(second=sec, text=text))
-    first_sentence = re.split(r"(?<=[。！？.!?])\s*", reply.strip())[0] or reply
-    out = CognitionOut(entries=entries, voice_response=first_sentence, reply_text=reply)
-    cognition.check(out, pieces, lang, budget)
-    stream = CognitionStream(
-        turn_index=ui, entries=tuple(entries), voice_response=first_sentence, reply_text=reply
-    )
-    segs = chains.segments(turns[ui].text)
-    last = len(segs) - 1
-    topic = seed.topic or segs[0].rstrip("，,。.？?！!")
-    intent = "用户想知道答案" if lang == "zh" else "the user wants an answer"
-    action = "先给出简短回答" if lang == "zh" else "give a short answer first"
-    nodes = (
-        ThinkingNode(type="ENTITY", text=topic, turn_index=ui, segment_index=0, ctx_id="e1"),
-        ThinkingNode(type="INTENT", text=intent, turn_index=ui, segment_index=last, ctx_id="e1"),
-        ThinkingNode(type="ACTION", text=action, turn_index=ui, segment_index=last),
-    )
-    chains.check(nodes, turns)
-    return (stream,), nodes
 
 
 # ---- interpret: translations from the seed, else a templated bilingual request --------------------
@@ -465,13 +400,15 @@ class OfflineAnnotator:
                 provenance["turns"] = prov
                 hashes[templates.bank_key("tool_requests")] = templates.bank_hash("tool_requests")
         elif family == "think":
-            fields["cognition"], fields["chains"] = think_material(seed, turns, self.config)
-            provenance["cognition"] = f"{NAME}:think_template"
-            provenance["chains"] = f"{NAME}:think_template"
+            turns, fields["cognition"] = cognition.offline_think(turns, seed.lang, self.config)
+            provenance["cognition"] = cognition.OFFLINE_PROV if fields["cognition"] else "omitted:no_reply"
         elif family in ("asr_human", "asr_assistant", "dialogue"):
             pass
         else:  # resolve_family admits only the catalog's families, so this is a bug
             raise ValueError(f"offline annotator has no rule for family {family!r}")
+        # Chronological thinking chains for every family (the ct layout serves them all); issue 20.
+        fields["chains"] = chains.offline_chain(turns, seed.lang)
+        provenance["chains"] = "offline:chains.v1" if fields["chains"] else "omitted:offline_no_nodes"
 
         return Annotation(
             seed_id=seed.id,

@@ -10,7 +10,16 @@ text, the language and the aligner settings), so a rerun after a prompt-only cha
 twice. An utterance whose audio lives in the TTS cache (``SynthResult.audio_path``, the TTS stage's
 lazy mode) leaves as that path (``Aligned.audio_ref``); on an alignment cache hit its audio is not
 read at all. Rejects are not cached (a fixed aligner may accept the item next time).
-Reject codes: the aligner's (``align_failed``, ``align_low_confidence``, ``align_text_too_long``...).
+
+Quality guard (``aligner.guard``): every alignment is scored (:class:`AlignScores`: the share of the
+utterance's speech energy inside some word span, the share of words whose span is mostly silence,
+the aligner's confidence; see ``duplexloom.aligners.energy``); an utterance below any bar is
+rejected ``align_poor`` with its scores in the detail and ``extra``, never shipped. The scores are
+cached with the alignment (the bar is applied on every run, so changing it re-aligns nothing) and
+their distribution over the utterances this run aligned goes into the run summary
+(``align_quality``, :class:`AlignQuality`).
+Reject codes: the aligner's (``align_failed``, ``align_low_confidence``, ``align_text_too_long``...)
+and ``align_poor``.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from pydantic import TypeAdapter
@@ -38,6 +48,14 @@ from duplexloom.tts_adapters.cache import audio_sha256, load
 
 STAGE = "align"
 log = logging.getLogger("duplexloom.pipelines")
+
+
+class AlignScores(NamedTuple):
+    """How well an utterance's word spans cover its speech (see the module docstring)."""
+
+    speech_in_spans: float
+    mostly_silent_share: float
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class Aligned:
     # here, in lazy mode) or its spooled copy (set by SpoolClips, pipelines/spool.py).
     audio_ref: str | None = None
     n_samples: int = 0
+    # The quality scores (also on an ``align_poor`` reject; None without an aligner).
+    scores: AlignScores | None = None
 
 
 PackedSpan = tuple[str, int, int, float | None]
@@ -92,8 +112,8 @@ class AlignmentCache:
         return os.path.join(self.dir, key[:2], f"{key}.json")
 
     def get(self, key: str):
-        """(words, chars, confidence) with packed spans, or None. Validated where they are
-        unpacked (the build stage), like spans fresh from the aligner."""
+        """(words, chars, confidence, scores) with packed spans, or None. Validated where they
+        are unpacked (the build stage), like spans fresh from the aligner."""
         p = self._path(key)
         if not os.path.exists(p):
             return None
@@ -103,9 +123,11 @@ class AlignmentCache:
         def spans(xs) -> tuple[PackedSpan, ...]:
             return tuple((x["text"], x["start_samples"], x["end_samples"], x.get("confidence")) for x in xs)
 
-        return spans(d["words"]), spans(d["chars"]), d["confidence"]
+        if "scores" not in d:  # written before the quality guard: align again
+            return None
+        return spans(d["words"]), spans(d["chars"]), d["confidence"], AlignScores(*d["scores"])
 
-    def put(self, key: str, words, chars, confidence) -> None:
+    def put(self, key: str, words, chars, confidence, scores: AlignScores) -> None:
         """Store packed spans (the JSON holds TimedSpan fields, as before)."""
         p = self._path(key)
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -114,6 +136,7 @@ class AlignmentCache:
             "words": [dict(zip(fields, w, strict=True)) for w in words],
             "chars": [dict(zip(fields, c, strict=True)) for c in chars],
             "confidence": confidence,
+            "scores": list(scores),
         }
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(p), suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -133,6 +156,109 @@ def native_words(result) -> tuple[TimedSpan, ...]:
     )
 
 
+def scores_of(al) -> AlignScores:
+    """The quality scores of an ``Alignment`` (rounded: they are cached and reported, not fitted)."""
+    cov = al.coverage
+    if cov is None:
+        raise ValueError("alignment without coverage scores (CTCAligner.align computes them)")
+    return AlignScores(
+        round(cov.speech_in_spans, 4), round(cov.mostly_silent_share, 4), round(float(al.confidence), 4)
+    )
+
+
+def check_quality(scores: AlignScores, guard: dict) -> None:
+    """Raise ``align_poor`` (with the scores and the failed bars) when ``scores`` miss the bar of
+    ``guard`` (the fields of ``pipelines.config.AlignGuardConfig``)."""
+    if not guard.get("enabled", True):
+        return
+    failed = []
+    if scores.speech_in_spans < guard["min_speech_in_spans"]:
+        failed.append(f"speech_in_spans {scores.speech_in_spans:.3f} < {guard['min_speech_in_spans']}")
+    if scores.mostly_silent_share > guard["max_mostly_silent_share"]:
+        failed.append(
+            f"mostly_silent_share {scores.mostly_silent_share:.3f} > {guard['max_mostly_silent_share']}"
+        )
+    if scores.confidence < guard["min_confidence"]:
+        failed.append(f"confidence {scores.confidence:.3f} < {guard['min_confidence']}")
+    if failed:
+        raise RejectError("align_poor", "; ".join(failed), **scores._asdict())
+
+
+QUALITY_EDGES: dict[str, tuple[float, ...]] = {
+    "speech_in_spans": (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999),
+    "mostly_silent_share": (0.0001, 0.1, 0.2, 0.5),
+    "confidence": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
+}
+
+
+def _empty_stats() -> dict:
+    return {"n": 0, "align_poor": 0, **{k: [0.0, None, [0] * (len(e) + 1)] for k, e in QUALITY_EDGES.items()}}
+
+
+def _merge_stats(o: dict, x: dict) -> dict:
+    o["n"] += x["n"]
+    o["align_poor"] += x["align_poor"]
+    for k in QUALITY_EDGES:
+        a, b = o[k], x[k]
+        a[0] += b[0]
+        a[1] = b[1] if a[1] is None else (a[1] if b[1] is None else min(a[1], b[1]))
+        a[2] = [p + q for p, q in zip(a[2], b[2], strict=True)]
+    return o
+
+
+def _stats_output(st: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {"utterances": st["n"], "align_poor": st["align_poor"]}
+    for k, edges in QUALITY_EDGES.items():
+        total, low, counts = st[k]
+        bins = [f"<{edges[0]:g}"] + [f"[{a:g},{b:g})" for a, b in zip(edges, edges[1:], strict=False)]
+        bins.append(f">={edges[-1]:g}")
+        out[k] = {
+            "mean": round(total / st["n"], 4) if st["n"] else None,
+            "min": low,
+            "bins": bins,
+            "counts": list(counts),
+        }
+    return out
+
+
+class AlignQuality(beam.CombineFn):
+    """The distribution of :class:`AlignScores` over every scored ``(session id, Aligned)`` (shipped
+    or rejected ``align_poor``), overall and per language: per score its mean, min and a fixed-bin
+    histogram, plus the count of ``align_poor`` rejects. Fixed bins keep the accumulator small on
+    any number of utterances."""
+
+    def create_accumulator(self):
+        return {}  # lang -> stats
+
+    def add_input(self, acc, keyed):
+        a = keyed[1]
+        if a.scores is None:
+            return acc
+        st = acc.setdefault(a.item.lang, _empty_stats())
+        st["n"] += 1
+        st["align_poor"] += int(a.reject is not None and a.reject.code == "align_poor")
+        for k, edges in QUALITY_EDGES.items():
+            v = float(getattr(a.scores, k))
+            row = st[k]
+            row[0] += v
+            row[1] = v if row[1] is None else min(row[1], v)
+            row[2][sum(1 for e in edges if v >= e)] += 1
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict[str, dict] = {}
+        for acc in accs:
+            for lang, st in acc.items():
+                _merge_stats(out.setdefault(lang, _empty_stats()), st)
+        return out
+
+    def extract_output(self, acc):
+        total = _empty_stats()
+        for st in acc.values():
+            _merge_stats(total, st)
+        return {**_stats_output(total), "by_lang": {lang: _stats_output(acc[lang]) for lang in sorted(acc)}}
+
+
 class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
     def __init__(
         self,
@@ -143,8 +269,10 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         policy: str = "reject",
         cache_dir: str | None = None,
         torch_threads: int | None = None,
+        guard: dict | None = None,
     ) -> None:
         super().__init__()
+        self.guard = dict(guard) if guard is not None else {"enabled": False}
         self.torch_threads = torch_threads
         self.cache_dir = cache_dir
         self.backend = backend
@@ -195,16 +323,21 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
             return Aligned(sp.item, reject=sp.reject)
         r = sp.result
 
-        def done(words, chars, confidence, audio=None) -> Aligned:
+        def done(words, chars, confidence, scores=None, audio=None) -> Aligned:
+            if scores is not None:
+                _, rej = call_routed(STAGE, sp.item.session_id, check_quality, scores, self.guard)
+                if rej is not None:
+                    return Aligned(sp.item, reject=rej, scores=scores)
             # A result stored in the TTS cache travels on as its path (audio_ref), not its samples.
             if r.audio_path is not None:
                 return Aligned(
                     sp.item, None, r.sample_rate, words, chars, confidence,
-                    audio_ref=r.audio_path, n_samples=r.duration_samples,
+                    audio_ref=r.audio_path, n_samples=r.duration_samples, scores=scores,
                 )  # fmt: skip
             return Aligned(
-                sp.item, r.audio if audio is None else audio, r.sample_rate, words, chars, confidence
-            )
+                sp.item, r.audio if audio is None else audio, r.sample_rate, words, chars, confidence,
+                scores=scores,
+            )  # fmt: skip
 
         if model is None:
             words, rej = call_routed(STAGE, sp.item.session_id, native_words, r, policy=self.policy)
@@ -230,9 +363,10 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         if rej is not None:
             return Aligned(sp.item, reject=rej)
         words, chars, conf = pack_spans(al.words), pack_spans(al.chars), float(al.confidence)
+        scores = scores_of(al)
         if self.cache is not None:
-            self.cache.put(key, words, chars, conf)
-        return done(words, chars, conf, audio)
+            self.cache.put(key, words, chars, conf, scores)
+        return done(words, chars, conf, scores, audio)
 
     def get_metrics_namespace(self) -> str:
         return "align_model"

@@ -4,12 +4,18 @@ Input: per session id, its :class:`~.plan.PlannedSession` and every :class:`~.al
 Output: ``(seed_id, (PlannedSession, BuiltSession))``; rejects ``(shard, Reject)``. One session gives
 at most one reject: when utterances failed in TTS or alignment, the session is rejected with the
 first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
-Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``.
-Reject codes: the TTS and aligner codes, and ``build_session``'s (``missing_clip``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...).
+Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``, then adds
+the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
+families in ``timeline.think_families``; offline cognition first re-cut at the seconds the user
+really spoke, ``annotators.cognition.on_session_clock``).
+Reject codes: the TTS and aligner codes, ``build_session``'s (``missing_clip``,
+``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut
+stream's ``cognition_*`` checks.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import apache_beam as beam
 
@@ -48,10 +54,24 @@ def make_clips(ps, aligned: list) -> dict:
     return clips
 
 
-def build_one(ps, aligned: list, tcfg, run_seed: int):
+def build_one(ps, aligned: list, tcfg, run_seed: int, acfg=None):
+    from duplexloom.annotators.cognition import on_session_clock
+    from duplexloom.timeline.cognition import with_think_actions
     from duplexloom.timeline.merge import build_session
 
-    return build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+    built = build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+    ann = ps.annotation
+    if acfg is not None and built.timeline.family in tcfg.think_families:
+        ann = on_session_clock(ann, built.timeline, acfg)  # offline notes: cut at the real seconds
+    tl = with_think_actions(built.timeline, ann, tcfg.think_families, tcfg.think_sources)
+    if tl is built.timeline:
+        return built
+    # BuiltSession is a dataclass; a record with model_copy would do as well.
+    return (
+        built.model_copy(update={"timeline": tl})
+        if hasattr(built, "model_copy")
+        else dataclasses.replace(built, timeline=tl)
+    )
 
 
 class BuildSession(beam.DoFn):
@@ -61,6 +81,7 @@ class BuildSession(beam.DoFn):
     def setup(self) -> None:
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         self.tcfg = self.cfg.timeline_config()
+        self.acfg = self.cfg.annotator_config()
 
     def process(self, kv):
         seed_id, grouped = kv
@@ -89,6 +110,7 @@ class BuildSession(beam.DoFn):
                 aligned,
                 self.tcfg,
                 self.cfg.run_seed,
+                self.acfg,
                 policy=self.cfg.on_internal_error,
             )
         if rej is not None:

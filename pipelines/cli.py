@@ -134,19 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
+    from duplexloom.pipelines.io import set_storage_options
     from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
 
+    # s3:// seeds are matched below, before any Pipeline exists; the filesystems' imports may install
+    # logging handlers, so this comes before the filters below
+    options = set_storage_options(ensure_runner(beam_args))
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     held = _HeldBeamErrors()
     for h in logging.getLogger().handlers:  # installed by the Beam import above
         h.addFilter(_quiet_beam_noise)
         h.addFilter(held)
 
-    from duplexloom.pipelines.io import set_storage_options
-
-    # s3:// seeds are matched below, before any Pipeline exists
-    options = set_storage_options(ensure_runner(beam_args))
     try:
         paths = resolve_inputs(seed_patterns(cfg))
         preflight(cfg)

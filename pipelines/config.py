@@ -80,9 +80,21 @@ class TTSStageConfig(_Section):
     accelerator: str | None = None
 
 
+class AlignGuardConfig(_Section):
+    """The align stage's quality bar (pipelines/align.py): an utterance below it is rejected
+    ``align_poor`` with its scores. The confidence bar is off by default: the bundled model's
+    confidence on right and wrong transcripts overlaps (docs/DECISIONS.md)."""
+
+    enabled: bool = True
+    min_speech_in_spans: float = Field(default=0.9, ge=0, le=1)  # share of speech energy
+    max_mostly_silent_share: float = Field(default=0.2, ge=0, le=1)  # of words
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+
+
 class AlignerStageConfig(_Section):
     backend: str = "tiny"
     options: dict[str, Any] = Field(default_factory=dict)
+    guard: AlignGuardConfig = AlignGuardConfig()
     batch_size: int = Field(default=16, ge=1)
     enabled: bool = True  # False: trust the TTS engine's native word times (debugging only)
     accelerator: str | None = None  # Beam resource hint, as for tts.accelerator

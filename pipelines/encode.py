@@ -9,6 +9,8 @@ rejects the sample, it is never written) and the layout renderers named in
 ``serializer.layouts`` besides ``ta4`` (``lws``, ``ct``) when their modules exist.
 The two audio tracks' FLAC encodings are cached (:class:`FlacCache`) so that a prompt-only rerun,
 which changes every sample but none of its audio, does not encode them again.
+The manifest row says whether the annotation's cognition and chains reached the sample
+(:func:`cognition_status`).
 Between serializing and encoding, the **semantic self-check** (stage ``semantic``, SPEC 17,
 ``duplexloom.qa.semantic``) scores the sample from its two tracks and its action channel; a
 failing sample becomes a ``semantic_<check>`` reject and is never written (``semantic_check:
@@ -40,6 +42,7 @@ from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
+from duplexloom.schemas.units import chunk_samples
 from duplexloom.timeline.families import action_channel, asr_sides, keep_channel
 
 STAGE = "serialize"
@@ -53,10 +56,32 @@ LAYOUTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def written_replies(annotation) -> dict[int, str]:
+    """Assistant turn index -> the full written answer of the cognition stream it replies to."""
+    from duplexloom.annotators.cognition import reply_turn
+
+    out = {}
+    for st in annotation.cognition:
+        j = reply_turn(annotation.turns, st.turn_index)
+        if j is not None:
+            out[j] = st.reply_text
+    return out
+
+
+def chains_by_turn(annotation) -> dict[int, list[str]]:
+    """User turn index -> its rendered thinking-chain nodes (``{TYPE} text @ctx:ID``), in order."""
+    from duplexloom.timeline.cognition import render_node
+
+    out: dict[int, list[str]] = {}
+    for n in annotation.chains:
+        out.setdefault(n.turn_index, []).append(render_node(n))
+    return out
+
+
 def _layout_member(name: str, timeline, tokenizer, annotation) -> bytes:
-    """The extra member of layout ``name``: lws gets the written reply of the cognition stream (if
-    the annotator made one), ct the rendered thinking-chain nodes (``{TYPE} text @ctx:ID``)."""
-    from duplexloom.annotators.chains import render as render_node
+    """The extra member of layout ``name``: lws gets the written replies of the cognition streams
+    (if the annotator made them; the listening text comes from the timeline's think actions), ct
+    the rendered thinking-chain nodes of each user turn."""
     from duplexloom.timeline.sample_codec import dumps_json
 
     if name not in LAYOUTS:
@@ -64,11 +89,37 @@ def _layout_member(name: str, timeline, tokenizer, annotation) -> bytes:
     mod, fn, _ = LAYOUTS[name]
     render = getattr(importlib.import_module(mod), fn)
     if name == "lws":
-        reply = next((c.reply_text for c in annotation.cognition), None)
-        out = render(timeline, tokenizer, reply_text=reply)
+        out = render(timeline, tokenizer, written=written_replies(annotation))
     else:
-        out = render(timeline, tokenizer, chain_nodes=[render_node(n) for n in annotation.chains])
+        out = render(timeline, tokenizer, chains_by_turn(annotation))
     return dumps_json(out)
+
+
+def cognition_status(annotation, timeline, layouts, think_families) -> dict[str, str]:
+    """Per sample, whether its cognition and chains reached the data (``carried``) or why not
+    (``omitted:<reason>``); the run summary counts them per family."""
+    from duplexloom.timeline.cognition import CHAIN_PROV, COGNITION_PROV, THINK
+
+    thinks = [a for a in timeline.actions if a.name == THINK]
+    out = {}
+    for field, prov_prefix, layout in (("cognition", COGNITION_PROV, "lws"), ("chains", CHAIN_PROV, "ct")):
+        made = getattr(annotation, field)
+        on_ta4 = any(a.provenance.startswith(prov_prefix + ":") for a in thinks)
+        if not made:
+            why = annotation.provenance.get(field, "")
+            if why.startswith("omitted:"):
+                out[field] = why
+            elif field == "cognition" and timeline.family not in think_families:
+                out[field] = "omitted:family_not_in_think_families"
+            else:
+                out[field] = "omitted:not_annotated"
+        elif on_ta4 or (field == "chains" and layout in layouts):
+            out[field] = "carried"
+        elif timeline.family not in think_families:
+            out[field] = "omitted:family_not_in_think_families"
+        else:
+            out[field] = "omitted:turn_not_on_timeline"
+    return out
 
 
 def timing_of(timeline) -> dict[str, Any]:
@@ -175,6 +226,7 @@ def encode_one(
     key = sample_key(ps.annotation.seed_id)
     ann = ps.annotation
     reply = next((c.reply_text for c in ann.cognition), None)
+    status = cognition_status(ann, tl, sc.layouts, cfg.timeline_config().think_families)
     meta = SampleMeta(
         key=key,
         family=ps.plan.family,
@@ -232,7 +284,9 @@ def encode_one(
         "family": ps.plan.family,
         "family_substitution": ann.provenance.get("family_substitution"),
         "lang": ps.plan.lang,
-        "duration_s": tl.duration_samples / sr,
+        # the audio's length (encode_sample pads both tracks to every chunk, drain chunks included),
+        # not the timeline's: a manifest row must say how long the sample's audio is
+        "duration_s": len(chunks) * chunk_samples(sr, meta.chunk_ms) / sr,
         "user_speech_s": speech_s("user"),
         "assistant_speech_s": speech_s("assistant"),
         "n_chunks": len(chunks),
@@ -247,6 +301,8 @@ def encode_one(
         "action_channel": ",".join(channel),
         "prompt_hashes": json.dumps(dict(sorted(ann.prompt_hashes.items())), sort_keys=True),
         "bytes": sum(len(v) for v in members.values()),
+        "cognition": status["cognition"],
+        "chains": status["chains"],
     }
     timing = timing_of(tl)
     timing["drawn"] = drawn_values(tl)

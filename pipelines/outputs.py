@@ -4,7 +4,8 @@ Input: every shard's :class:`~.shards.ShardResult` (one list, so the files are w
 Output, through FileSystems with atomic renames:
 * ``manifest.parquet`` — one row per sample (:data:`MANIFEST_COLUMNS`), sorted by key;
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
-* ``summary.json`` — counts per stage, family and reject code, audio hours, timing histograms, the
+* ``summary.json`` — counts per stage, family and reject code, per family the samples carrying
+  cognition and chains (and why the others do not), audio hours, timing histograms, the
   resolved config, package versions, prompt hashes, git revision, and the accounting check
   ``seeds_in == samples_out + rejects``, and the count and share of transient rejects.
 Then the folder is made to hold exactly this run (README, "Output folder"): shard tars and state
@@ -62,6 +63,8 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "action_channel": pa.string(),
     "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
     "bytes": pa.int64(),
+    "cognition": pa.string(),  # "carried" or "omitted:<reason>" (pipelines/encode.py)
+    "chains": pa.string(),
 }
 
 VERSION_PACKAGES = (
@@ -192,8 +195,22 @@ def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cognition_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per family: how many samples carry cognition and chains, and why the others do not."""
+    out: dict[str, dict[str, Counter]] = defaultdict(lambda: {"cognition": Counter(), "chains": Counter()})
+    for r in rows:
+        for field in ("cognition", "chains"):
+            out[r["family"]][field][r.get(field) or "omitted:unknown"] += 1
+    return {f: {k: dict(sorted(v.items())) for k, v in d.items()} for f, d in sorted(out.items())}
+
+
 def build_summary(
-    results: list, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
+    results: list,
+    *,
+    resolved_config: dict[str, Any],
+    git_revision: str,
+    config_digest: str,
+    align_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = [r for res in results for r in res.rows]
     rejects = [r for res in results for r in res.rejects]
@@ -228,6 +245,7 @@ def build_summary(
         "family_substitutions": dict(
             sorted(Counter(r["family_substitution"] for r in rows if r.get("family_substitution")).items())
         ),
+        "cognition": cognition_counts(rows),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),
         "audio_hours": {
@@ -245,6 +263,8 @@ def build_summary(
         "action_channel": action_channel_table(resolved_config),
         "semantic": semantic_summary(timings, rejects),
         "drawn_histograms": drawn_histograms(timings),
+        # Alignment quality scores of the utterances this run aligned (pipelines/align.py).
+        "align_quality": align_quality or {},
         "prompt_hashes": dict(sorted(prompt_hashes.items())),
         "config": resolved_config,
         "config_digest": config_digest,
@@ -254,7 +274,13 @@ def build_summary(
 
 
 def write_outputs(
-    results: list, out_dir: str, *, resolved_config: dict[str, Any], git_revision: str, config_digest: str
+    results: list,
+    out_dir: str,
+    *,
+    resolved_config: dict[str, Any],
+    git_revision: str,
+    config_digest: str,
+    align_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     results = sorted(results, key=lambda r: r.shard)
     rows = sorted((r for res in results for r in res.rows), key=lambda r: r["key"])
@@ -262,7 +288,11 @@ def write_outputs(
     io.write_atomic(io.join(out_dir, "manifest.parquet"), manifest_bytes(rows))
     io.write_atomic(io.join(out_dir, "rejects.jsonl"), rejects_bytes(rejects))
     summary = build_summary(
-        results, resolved_config=resolved_config, git_revision=git_revision, config_digest=config_digest
+        results,
+        resolved_config=resolved_config,
+        git_revision=git_revision,
+        config_digest=config_digest,
+        align_quality=align_quality,
     )
     io.write_atomic(
         io.join(out_dir, "summary.json"),

@@ -26,7 +26,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from duplexloom.pipelines import io
-from duplexloom.pipelines.align import AlignerModelHandler
+from duplexloom.pipelines.align import AlignerModelHandler, AlignQuality
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
@@ -136,17 +136,19 @@ def build_pipeline(
             policy,
             io.join(cache, "align") if cache else None,
             cfg.torch_threads,
+            guard=cfg.aligner.guard.model_dump(),
         )
     )
     if cfg.aligner.accelerator:
         align_step = align_step.with_resource_hints(accelerator=cfg.aligner.accelerator)
     spoken = planned[SPEAK] | "TTS" >> tts_step | "TTSResult" >> beam.Map(lambda pr: pr.inference)
-    aligned = (
+    align_results = (
         spoken
         | "Align" >> align_step
         | "AlignResult" >> beam.Map(lambda pr: (pr.inference.item.session_id, pr.inference))
-        | "SpoolClips" >> beam.Map(SpoolClip(out_dir, n))
     )
+    quality = align_results | "AlignQuality" >> beam.CombineGlobally(AlignQuality())
+    aligned = align_results | "SpoolClips" >> beam.Map(SpoolClip(out_dir, n))
     built = (
         {"sessions": planned.ok, "clips": aligned}
         | "GroupSession" >> beam.CoGroupByKey()
@@ -180,9 +182,15 @@ def build_pipeline(
         | "CollectShards" >> beam.combiners.ToList()
         | "WriteOutputs"
         >> beam.Map(
-            lambda rs: write_outputs(
-                rs, out_dir, resolved_config=resolved, git_revision=git_rev, config_digest=digest
-            )
+            lambda rs, q: write_outputs(
+                rs,
+                out_dir,
+                resolved_config=resolved,
+                git_revision=git_rev,
+                config_digest=digest,
+                align_quality=q,
+            ),
+            q=beam.pvalue.AsSingleton(quality),
         )
     )
 

@@ -602,6 +602,7 @@ def _check_asr(rep, tl: Timeline, written, voice: Voice, side: str, chunk: int, 
 
 def _check_word_spans(rep, tl: Timeline, user: Voice, asst: Voice) -> None:
     sr = tl.sample_rate
+    chunk = chunk_samples(sr)
     for u in tl.utterances:
         voice = user if u.speaker == "user" else asst
         if not u.words:
@@ -610,18 +611,31 @@ def _check_word_spans(rep, tl: Timeline, user: Voice, asst: Voice) -> None:
         energy = voice.energy[sl] * voice.voiced[sl]
         total = float(energy.sum())
         inside = np.zeros(energy.shape[0], dtype=bool)
-        judged = silent = 0
+        silent_at: list[int] = []
+        judged = 0
         for w in u.words:
             wsl = voice.frames(w.start_samples, w.end_samples)
             inside[max(0, wsl.start - sl.start) : max(0, wsl.stop - sl.start)] = True
             if w.end_samples - w.start_samples >= SPAN_SHORT_S * sr:
                 judged += 1
-                silent += voice.share(w.start_samples, w.end_samples) < SPAN_VOICED_MIN
+                if voice.share(w.start_samples, w.end_samples) < SPAN_VOICED_MIN:
+                    silent_at.append(w.start_samples)
         cover = float(energy[inside[: energy.shape[0]]].sum()) / total if total > 0 else 1.0
         rep.measure("speech_in_word_spans", cover)
         if cover < COVERAGE_MIN:
-            rep.fail("word_spans", f"{u.id}: only {cover:.0%} of its speech energy is inside its word spans")
-        elif judged and silent / judged > SILENT_SPANS_MAX:
-            rep.fail("word_spans", f"{u.id}: {silent} of {judged} word spans are mostly silence")
+            # the chunk holding the loudest sound outside every span
+            outside = np.where(inside[: energy.shape[0]], 0.0, energy)
+            where = (sl.start + int(np.argmax(outside))) * voice.hop
+            rep.fail(
+                "word_spans",
+                f"{u.id}: only {cover:.0%} of its speech energy is inside its word spans",
+                where // chunk,
+            )
+        elif judged and len(silent_at) / judged > SILENT_SPANS_MAX:
+            rep.fail(
+                "word_spans",
+                f"{u.id}: {len(silent_at)} of {judged} word spans are mostly silence",
+                silent_at[0] // chunk,
+            )
         else:
             rep.ok("word_spans")

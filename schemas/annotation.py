@@ -55,8 +55,14 @@ class CognitionStream(Record):
 
     turn_index: int
     entries: tuple[CognitionEntry, ...]
-    voice_response: str
-    reply_text: str
+    voice_response: str  # what the assistant speaks (short, speakable)
+    reply_text: str  # the full written answer (the LWS written channel)
+    # Word units of the turn heard by the end of each entry's second (one per entry, same order):
+    # what the entry may use, and where it goes on the session clock (timeline/cognition.py).
+    heard_units: tuple[int, ...] = ()
+    # Set when the stream was cut on the session clock (offline cognition re-cut after alignment):
+    # entry t describes session second start_second + t exactly.
+    start_second: int | None = None
 
     _g = field_validator("voice_response", "reply_text")(lambda cls, v: _guard(v))
 

@@ -186,6 +186,10 @@ class TimelineConfig(_Frozen):
 
     # --- families ---------------------------------------------------------------------------
     family_mix: dict[str, float] = Field(default_factory=lambda: dict(FAMILY_MIX_PRESETS["pretrain"]))
+    # Cognition on the TA4 action channel (SPEC sections 10, 14): in these families the annotation's
+    # per-second cognition and/or chain nodes become think actions (timeline/cognition.py).
+    think_families: tuple[str, ...] = ("think",)
+    think_sources: tuple[Literal["cognition", "chains"], ...] = ("cognition", "chains")
     # When an augmentation's own family drew no occurrence, force one (recorded as forced=True):
     # an "interrupt" sample without an interruption teaches nothing.
     force_family_augmentation: bool = True

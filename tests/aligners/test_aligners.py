@@ -66,6 +66,44 @@ def test_tiny_words_match_native_times(tiny, speech, text, lang):
             assert c.start_samples <= c.end_samples
 
 
+def _assert_words_end_where_their_sound_ends(audio, words, sr=SR):
+    """SPEC section 7: the frame before each word's end is speech, and no speech lies between
+    a word's end and the next word's start (or the end of the audio)."""
+    from duplexloom.aligners.energy import HOP_MS, speech_mask
+
+    mask = speech_mask(audio, sr)
+    hop = sr * HOP_MS // 1000
+    for k, w in enumerate(words):
+        nxt = words[k + 1].start_samples if k + 1 < len(words) else audio.size
+        assert mask[(w.end_samples - 1) // hop], (w.text, w.end_samples / sr)
+        assert not mask[-(-w.end_samples // hop) : nxt // hop].any(), (w.text, w.end_samples / sr, nxt / sr)
+
+
+@pytest.mark.parametrize(
+    "text,lang,speaker",
+    [
+        ("我们很久没有见面了，你最近怎么样？", "zh", 0),  # long finals (久, 样), a comma pause
+        ("请把空调温度调高一点，这里有点冷。", "zh", 0),
+        ("He stops to buy fish. Then he goes home.", "en", 0),  # unvoiced endings, a full stop
+        ("He stops to buy fish. Then he goes home.", "en", 3),
+    ],
+)
+def test_tiny_word_ends_are_where_the_sound_ends(tiny, speech, text, lang, speaker):
+    from duplexloom.aligners.energy import coverage
+
+    res = speech(text, lang, speaker=speaker)
+    al = tiny.align(res.audio, SR, text, lang)
+    _assert_words_end_where_their_sound_ends(res.audio, al.words)
+    cov = coverage(res.audio, SR, [(w.start_samples, w.end_samples) for w in al.words])
+    assert cov.speech_in_spans >= 0.98 and cov.mostly_silent_words == 0, cov
+    # Before this fix "fish" ended ~80 ms and the final words ~100 ms before their sound did.
+    by_text = {w.text: w for w in al.words}
+    for word in ("fish", "home", "样", "冷"):
+        if word in by_text:
+            w = by_text[word]
+            assert (w.end_samples - w.start_samples) / SR > 0.25, (word, w)
+
+
 def test_times_follow_the_input_rate(tiny, speech):
     text = "the quick brown fox jumps over the lazy dog"
     a = tiny.align(speech(text, "en").audio, SR, text, "en")
@@ -145,6 +183,15 @@ def _small_wav2vec2(aux: int):
     return torchaudio.models.wav2vec2_model(**params).eval(), params
 
 
+def _assert_final_word_ends_at_the_sound_end(audio, words):
+    from duplexloom.aligners.energy import HOP_MS, speech_mask
+
+    hop = SR * HOP_MS // 1000
+    sound_end = (int(np.flatnonzero(speech_mask(audio, SR))[-1]) + 1) * hop
+    assert words[-1].start_samples < sound_end
+    assert abs(words[-1].end_samples - sound_end) <= hop, (words[-1], sound_end)
+
+
 def test_mms_fa_code_path_with_small_random_model(speech):
     from torchaudio.pipelines import MMS_FA
 
@@ -159,9 +206,48 @@ def test_mms_fa_code_path_with_small_random_model(speech):
     al = aligner.align(res.audio, SR, text, "zh")
     assert [w.text for w in al.words] == list(text)
     assert al.words[-1].end_samples <= len(res.audio)
+    # Even a random model's last word ends where the utterance's sound ends (energy, not spikes).
+    _assert_final_word_ends_at_the_sound_end(res.audio, al.words)
     lp = aligner.log_probs(res.audio)
     assert lp.shape[1] == 28 and abs(lp.shape[0] - len(res.audio) / 320) <= 2
     np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_mms_fa_loads_local_weights_the_way_the_bundle_does(tmp_path, speech, monkeypatch):
+    """The Dataflow path (weights baked into the image or cached per worker, no network) with a
+    stand-in checkpoint: published layout (fairseq's 3 unused label rows still in ``aux``), a
+    small architecture in params.json."""
+    import torch
+    from torchaudio.pipelines import MMS_FA
+
+    from duplexloom.aligners.base import model_fingerprint
+    from duplexloom.aligners.mms_fa import MODEL_DIR_ENV
+
+    n_labels = len(MMS_FA.get_labels(star=None))
+    published, params = _small_wav2vec2(n_labels + 3)
+    state = published.state_dict()
+    torch.save(state, tmp_path / "model.pt")
+    (tmp_path / "params.json").write_text(json.dumps({**params, "aux_num_out": n_labels}))
+    aligner = get_aligner("mms_fa", model_dir=str(tmp_path))
+    kept = [i for i in range(n_labels + 3) if i not in (1, 2, 3)]
+    loaded = dict(aligner.model.named_parameters())
+    aux = next(v for k, v in loaded.items() if k.endswith("aux.weight"))
+    np.testing.assert_array_equal(aux.detach().numpy(), state["aux.weight"][kept].numpy())
+    res = speech("turn left", "en")
+    al = aligner.align(res.audio, SR, "turn left", "en")
+    assert [w.text for w in al.words] == ["turn", "left"]
+    np.testing.assert_allclose(np.exp(aligner.log_probs(res.audio)).sum(axis=1), 1.0, rtol=1e-4)
+    # The environment variable (what the Dockerfile sets) finds the same weights.
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    by_env = get_aligner("mms_fa")
+    np.testing.assert_allclose(by_env.log_probs(res.audio), aligner.log_probs(res.audio), rtol=1e-5)
+    first = model_fingerprint("mms_fa")
+    assert first.startswith("mms_fa:local-") and first == model_fingerprint("mms_fa", model_dir=str(tmp_path))
+    (tmp_path / "params.json").write_text(json.dumps({**params, "aux_num_out": n_labels}) + " ")
+    assert model_fingerprint("mms_fa") != first
+    (tmp_path / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError):
+        get_aligner("mms_fa", model_dir=str(tmp_path))
 
 
 def test_wav2vec2_local_torchaudio_layout(tmp_path, speech):
@@ -176,6 +262,7 @@ def test_wav2vec2_local_torchaudio_layout(tmp_path, speech):
     res = speech("turn left", "en")
     al = aligner.align(res.audio, SR, "turn left", "en")
     assert [w.text for w in al.words] == ["turn", "left"]
+    _assert_final_word_ends_at_the_sound_end(res.audio, al.words)
     np.testing.assert_allclose(aligner.log_probs(res.audio), aligner.log_probs(res.audio))
     with pytest.raises(FileNotFoundError):
         get_aligner("wav2vec2_local", model_dir=str(tmp_path / "nothing"))

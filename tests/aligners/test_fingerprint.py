@@ -6,20 +6,20 @@ from __future__ import annotations
 import json
 import shutil
 
-from duplexloom.aligners.base import model_fingerprint
+from duplexloom.aligners.base import SPAN_RULES, model_fingerprint
 from duplexloom.aligners.tiny import MODEL_DIR, MODEL_NAME
 from duplexloom.pipelines.config import config_digest, load_config
 
 
 def test_tiny_fingerprint_is_the_committed_weights_hash_and_follows_model_dir(tmp_path):
     meta = json.loads((MODEL_DIR / f"{MODEL_NAME}.json").read_text(encoding="utf-8"))
-    assert model_fingerprint("tiny") == f"tiny:{meta['weights_sha256']}"
+    assert model_fingerprint("tiny") == f"tiny:{meta['weights_sha256']};spans={SPAN_RULES}"
     copy = tmp_path / "m"
     shutil.copytree(MODEL_DIR, copy)
     assert model_fingerprint("tiny", model_dir=str(copy)) == model_fingerprint("tiny")
     meta["weights_sha256"] = "0" * 64  # a retrained model
     (copy / f"{MODEL_NAME}.json").write_text(json.dumps(meta), encoding="utf-8")
-    assert model_fingerprint("tiny", model_dir=str(copy)) == "tiny:" + "0" * 64
+    assert model_fingerprint("tiny", model_dir=str(copy)).startswith("tiny:" + "0" * 64 + ";")
     a = load_config(None, [])
     b = load_config(None, [f"aligner.options.model_dir={copy}"])
     c = load_config(None, [f"aligner.options.model_dir={copy}", "aligner.enabled=false"])

@@ -157,6 +157,9 @@ def test_families_over_llm_and_near_duplicates():
     (stream,) = think.cognition
     pieces = cognition.segment_per_second(qa[0]["text"], "zh", AnnotatorConfig().speech_rate_zh_chars_per_s)
     assert len(stream.entries) == len(pieces) and stream.voice_response
+    # The assistant speaks the voice response; the full answer is the written channel.
+    assert think.turns[1].text == stream.voice_response != stream.reply_text
+    assert stream.heard_units == tuple(cognition.heard_counts(qa[0]["text"], "zh", 4.0))
     assert think.chains and think.chains[0].type == "ENTITY"
     tc = res["zh-toolcall"]
     assert tc.provenance["turns"].startswith("llm:") and any(t.actions for t in tc.turns)

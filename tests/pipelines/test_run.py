@@ -98,11 +98,12 @@ def test_every_line_ends_in_a_sample_or_a_reject(first_run, seeds_file):
 
 def test_shards_manifest_and_samples_agree(first_run):
     out, summary = first_run
-    keys = []
+    keys, audio_s = [], {}
     for tar in sorted((out / "shards").glob("*.tar")):
         with open(tar, "rb") as f:
             for key, members in iter_shard(f):
                 s = decode_sample(key, members)
+                audio_s[key] = len(s.user_audio) / s.meta.timeline.sample_rate
                 assert (
                     len(s.user_audio)
                     == len(s.assistant_audio)
@@ -112,6 +113,7 @@ def test_shards_manifest_and_samples_agree(first_run):
                 keys.append(key)
     table = pq.read_table(out / "manifest.parquet").to_pylist()
     assert sorted(keys) == [r["key"] for r in table]
+    assert {r["key"]: r["duration_s"] for r in table} == pytest.approx(audio_s)  # the audio's duration
     assert len(keys) == summary["accounting"]["samples_out"]
     assert summary["audio_hours"]["sessions"] > 0 and summary["config"]["shards"]["num_shards"] == 3
     assert (out / "config.yaml").exists() and summary["versions"]["apache-beam"]
@@ -244,3 +246,61 @@ def test_every_shipped_sample_passed_the_semantic_self_check(first_run):
                     action_channel=s.meta.action_channel,
                 )
                 assert rep.passed, rep.describe()
+
+
+def test_summary_reports_the_alignment_quality_distribution(first_run):
+    _, summary = first_run
+    q = summary["align_quality"]
+    assert q["utterances"] > 10 and q["align_poor"] >= summary["reject_codes"].get("align/align_poor", 0)
+    for score in ("speech_in_spans", "mostly_silent_share", "confidence"):
+        assert sum(q[score]["counts"]) == q["utterances"]
+    # Word ends at the end of the sound: almost all speech lies inside some word span.
+    assert q["speech_in_spans"]["mean"] >= 0.97
+
+
+def test_think_family_cognition_reaches_every_layout(first_run, seeds_file, tmp_path):
+    """Issue 20's done-criteria on a real run: think actions on the TA4 channel, LWS listening text
+    while the user speaks, <|turn_eos|> only inside spoken segments, a chain before every reply."""
+    out = tmp_path / "think"
+    summary = run_into(out, seeds_file, "timeline.family_mix={think: 1.0}", "serializer.layouts=[ta4,lws,ct]")
+    assert summary["accounting"]["balanced"] and summary["internal_errors"] == 0
+    n_think = listening = with_text = 0
+    for tar in sorted((out / "shards").glob("*.tar")):
+        with open(tar, "rb") as f:
+            for key, members in iter_shard(f):
+                s = decode_sample(key, members)
+                tl = s.meta.timeline
+                if tl.family != "think":
+                    continue
+                n_think += 1
+                thinks = {a.id for a in tl.actions if a.name == "think"}
+                on_channel = {p.action_id for ch in s.chunks for p in ch.pieces}
+                assert thinks and thinks <= on_channel, key
+                units = json.loads(s.extra["lws.json"])
+                sr = tl.sample_rate
+                user_units = {
+                    x
+                    for u in tl.utterances
+                    if u.speaker == "user"
+                    for w in u.words
+                    for x in range(w.start_samples // sr, (w.end_samples - 1) // sr + 1)
+                }
+                heard = [
+                    bool(u["listen_text"]) for u in units if u["unit"] in user_units and u["kind"] == "listen"
+                ]
+                assert any(heard), key
+                listening += len(heard)
+                with_text += sum(heard)
+                for u in units:
+                    if "<|turn_eos|>" in u["text"]:
+                        assert u["spoken"] and f"{u['spoken']}<|turn_eos|><|eos|>" in u["text"], key
+                frames = json.loads(s.extra["ct.json"])
+                for i, f in enumerate(frames):
+                    if f == "<BOS>":
+                        assert frames[i - 1] == "<EOC>" and "<BOC>" not in frames[i - 2 : i - 1], key
+    assert n_think >= 3
+    # Offline notes are cut at the seconds the user really spoke: (almost) every such second has one
+    # (the exception: a second in which no word of the turn ended yet).
+    assert with_text >= 0.9 * listening > 0
+    fam = summary["cognition"]["think"]
+    assert fam["cognition"] == {"carried": n_think} and fam["chains"] == {"carried": n_think}

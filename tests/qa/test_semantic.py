@@ -153,7 +153,14 @@ def test_a_word_span_that_misses_its_sound_is_caught():
     rep = _score(built, timeline=bad)
     assert not rep.passed
     assert "word_spans" in rep.failed_checks()
-    assert any(user.id in f.detail for f in rep.failures if f.check == "word_spans")
+    f = next(f for f in rep.failures if f.check == "word_spans")
+    assert user.id in f.detail
+    # the chunk named is where the word's sound really is, now outside every span
+    assert (
+        w.start_samples // chunk_samples(tl.sample_rate)
+        <= f.chunk
+        <= (w.end_samples - 1) // chunk_samples(tl.sample_rate)
+    )
 
 
 def test_an_assistant_speaking_into_a_pause_is_an_early_response():

@@ -1,39 +1,69 @@
 """Listen-Write-Speak units (SPEC section 16): the session cut into 1 s units.
 
-Input: a :class:`Timeline`, a tokenizer, optionally the full written reply text. Output: one dict per
-unit: ``unit``, ``start_s``, ``end_s``, ``kind`` (``listen`` / ``speak``), ``phase`` (listening units:
-``early`` = user not yet speaking, ``effective`` = user speaking, ``post`` = user done and the
-assistant not yet speaking; ``None`` for speaking units), ``spoken`` / ``written`` / ``listen_text``,
+Input: a :class:`Timeline`, a tokenizer, optionally the full written replies. Output: one dict per
+unit: ``unit``, ``start_s``, ``end_s``, ``kind`` (``listen`` / ``speak``), ``phase`` (listening
+units, see below; ``None`` for speaking units), ``spoken`` / ``written`` / ``listen_text``,
 ``turn_eos``, ``text`` (the unit rendered with its tokens, no spaces added around markers) and
 ``tokens``.
 
-* listening unit: ``<unit><|lc|>`` + the ``think`` texts timed inside the unit (per-second causal
-  cognition, SPEC section 10) + ``<|/lc|></unit>``;
-* speaking unit (any assistant audio in the unit): ``<unit><|spk|>`` + the assistant words whose audio
-  starts in the unit + ``<|eos|><|rc|>`` + this unit's share of the written reply + ``<|/rc|>``, then
-  ``<|turn_eos|>`` on the last unit of an assistant turn, and ``</unit>``.
+* speaking unit: a unit in which the assistant has spoken text, i.e. a word of an assistant turn
+  whose audio starts in the unit (Listen-Write-Speak App. B.2): ``<unit><|spk|>`` + those words +
+  (on the turn's last unit with spoken text) ``<|turn_eos|>`` + ``<|eos|><|rc|>`` + the unit's share
+  of the written reply + ``<|/rc|></unit>``. ``<|turn_eos|>`` sits inside the speak segment.
+* listening unit (every other unit): ``<unit><|lc|>`` + the texts of the cognition ``think`` actions
+  timed in the unit + ``<|/lc|></unit>``. A note belongs to unit t when its offset lies in
+  ``(t·1 s, (t+1)·1 s]`` (several are joined by a space): a note timed at the end of second t (what was understood from the words
+  heard during it) is second t's; chain-node think actions (provenance ``chain:...``) stay off
+  this channel. Its phase, judged at the unit's end (when the unit is written):
+  ``effective`` while a user turn is under way (the user is speaking, or pausing inside the turn);
+  ``post`` once a user turn has ended and the assistant has not spoken since (the wait before the
+  reply); ``early`` otherwise (the user has not started).
 
-The written reply of an assistant turn is its text, except that ``reply_text`` (the cognition
-family's full written answer) replaces the first turn's; it is spread left to right over the turn's
-speaking units, at most ``written_budget`` tokens per unit.
+Speech and writing: the spoken stream is what the assistant says (its aligned words; for the
+cognition family the short ``voice_response``); the written channel is the full reply: the
+``written`` mapping (assistant turn index -> text), else ``reply_text`` for the first assistant
+turn, else the spoken text. It is spread left to right over the turn's speaking units, at least
+``written_budget`` tokens per unit and more when the answer is long: writing is not bound to the
+pace of speech, so a long written answer is never a reject.
 
-Reject codes: ``reply_outruns_speech`` (the written reply needs more units than the turn speaks),
-``marker_in_text``; and ``ta4``'s audio/cut rules apply (interrupted turns keep words started before
-the cut).
+Reject codes: ``marker_in_text``; and ``ta4``'s audio/cut rules apply (interrupted turns keep words
+started before the cut).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.timeline import Timeline
 from duplexloom.schemas.tokens import find_markers
 
+from ..cognition import CHAIN_PROV, THINK
 from ..ta4 import audio_span, join_words, spoken_text
 from ..tokenizer import Tokenizer
 
 LC_BEGIN, LC_END = "<|lc|>", "<|/lc|>"
 SPK, EOS, RC_BEGIN, RC_END, TURN_EOS = "<|spk|>", "<|eos|>", "<|rc|>", "<|/rc|>", "<|turn_eos|>"
 UNIT_BEGIN, UNIT_END = "<unit>", "</unit>"
+# User utterances that hold the floor (a backchannel does not).
+_FLOOR_KINDS = ("turn", "filler", "interrupt", "request")
+# Between two notes of one listening unit (the user spoke faster than the annotator estimated).
+NOTE_SEP = " "
+
+
+def _user_turn_spans(timeline: Timeline) -> list[tuple[int, int]]:
+    """[start, end) of each user turn: its floor utterances together, pauses inside included."""
+    spans: dict[object, list[int]] = {}
+    for u in timeline.utterances:
+        if u.speaker != "user" or u.kind not in _FLOOR_KINDS or not u.words:
+            continue
+        key = (u.turn_index, "turn") if u.kind in ("turn", "filler") else (u.id, u.kind)
+        s, e = u.words[0].start_samples, u.words[-1].end_samples
+        if key in spans:
+            spans[key] = [min(spans[key][0], s), max(spans[key][1], e)]
+        else:
+            spans[key] = [s, e]
+    return sorted((s, e) for s, e in spans.values())
 
 
 def render_lws(
@@ -41,86 +71,102 @@ def render_lws(
     tokenizer: Tokenizer,
     reply_text: str | None = None,
     *,
+    written: Mapping[int, str] | None = None,
     unit_ms: int = 1000,
     written_budget: int = 10,
 ) -> list[dict]:
     sr = timeline.sample_rate
     unit = sr * unit_ms // 1000
     n_units = -(-timeline.duration_samples // unit) if timeline.duration_samples else 0
-    if reply_text is not None and find_markers(reply_text):
-        raise RejectError("marker_in_text", f"reply_text: contains {sorted(set(find_markers(reply_text)))}")
+    for what, text in [
+        ("reply_text", reply_text),
+        *((f"written[{k}]", v) for k, v in (written or {}).items()),
+    ]:
+        if text is not None and find_markers(text):
+            raise RejectError("marker_in_text", f"{what}: contains {sorted(set(find_markers(text)))}")
 
     assistant = sorted(
         (u for u in timeline.utterances if u.speaker == "assistant"),
         key=lambda u: (u.audio_start_samples, u.id),
     )
-    speak_owner: dict[int, int] = {}  # unit -> index of the assistant turn speaking in it
-    spoken_words: dict[int, list[tuple[str, str]]] = {}
-    written: dict[int, str] = {}
-    last_unit_of_turn: set[int] = set()
+    spoken_words: dict[int, list[str]] = {}
+    speak_lang: dict[int, str] = {}
+    written_of: dict[int, str] = {}
+    turn_eos_units: set[int] = set()
     for k, utt in enumerate(assistant):
         start, end = audio_span(utt)
         if end <= start:
             continue
-        units = list(range(start // unit, min((end - 1) // unit, n_units - 1) + 1))
-        for x in units:
-            speak_owner[x] = k
-        last_unit_of_turn.add(units[-1])
+        mine: list[int] = []
         for w in utt.words:
             if utt.cut_samples is not None and w.start_samples >= utt.cut_samples:
                 continue
-            spoken_words.setdefault(w.start_samples // unit, []).append((utt.lang, w.text))
-        reply = reply_text if (k == 0 and reply_text is not None) else spoken_text(utt)
+            x = min(w.start_samples // unit, n_units - 1)
+            spoken_words.setdefault(x, []).append(w.text)
+            speak_lang[x] = utt.lang
+            if not mine or mine[-1] != x:
+                mine.append(x)
+        if not mine:
+            continue
+        turn_eos_units.add(mine[-1])
+        if written and utt.turn_index in written:
+            reply = written[utt.turn_index]
+        elif k == 0 and reply_text is not None:
+            reply = reply_text
+        else:
+            reply = spoken_text(utt)
         pieces = tokenizer.pieces(reply)
-        need = -(-len(pieces) // written_budget)
-        if need > len(units):
-            raise RejectError(
-                "reply_outruns_speech",
-                f"utterance {utt.id!r}: written reply of {len(pieces)} tokens needs {need} units at "
-                f"{written_budget} per unit, the turn speaks in {len(units)}",
-            )
-        for i, x in enumerate(units):
-            written[x] = "".join(pieces[i * written_budget : (i + 1) * written_budget])
+        per_unit = max(written_budget, -(-len(pieces) // len(mine)))
+        for i, x in enumerate(mine):
+            written_of[x] = written_of.get(x, "") + "".join(pieces[i * per_unit : (i + 1) * per_unit])
 
-    user_words = sorted(
-        (w.start_samples, w.end_samples) for u in timeline.utterances if u.speaker == "user" for w in u.words
+    turns = _user_turn_spans(timeline)
+    asst_spans = [audio_span(u) for u in assistant]
+    thinks = sorted(
+        (a.offset_samples, a.id, a.text or "")
+        for a in timeline.actions
+        if a.name == THINK and not a.provenance.startswith(CHAIN_PROV)
     )
-    thinks = sorted((a.offset_samples, a.id, a.text or "") for a in timeline.actions if a.name == "think")
+    listen_of: dict[int, str] = {}
+    for off, _, text in thinks:
+        x = min(max(off - 1, 0) // unit, n_units - 1)
+        listen_of[x] = f"{listen_of[x]}{NOTE_SEP}{text}" if x in listen_of else text
 
     out = []
     for x in range(n_units):
         u0, u1 = x * unit, (x + 1) * unit
         entry: dict = {"unit": x, "start_s": u0 / sr, "end_s": min(u1, timeline.duration_samples) / sr}
-        if x in speak_owner:
-            lang = assistant[speak_owner[x]].lang
-            words = spoken_words.get(x, [])
-            spoken = join_words([w for _, w in words], lang)
-            eos = x in last_unit_of_turn
+        if x in spoken_words:
+            spoken = join_words(spoken_words[x], speak_lang[x])
+            eos = x in turn_eos_units
             text = (
                 UNIT_BEGIN
                 + SPK
                 + spoken
+                + (TURN_EOS if eos else "")
                 + EOS
                 + RC_BEGIN
-                + written.get(x, "")
+                + written_of.get(x, "")
                 + RC_END
-                + (TURN_EOS if eos else "")
                 + UNIT_END
             )
             entry |= {
                 "kind": "speak",
                 "phase": None,
                 "spoken": spoken,
-                "written": written.get(x, ""),
+                "written": written_of.get(x, ""),
                 "listen_text": None,
                 "turn_eos": eos,
             }
         else:
-            speaking = any(s < u1 and e > u0 for s, e in user_words)
-            last_user_end = max((e for s, e in user_words if e <= u0), default=-1)
-            last_asst_end = max((audio_span(u)[1] for u in assistant if audio_span(u)[1] <= u0), default=-1)
-            phase = "effective" if speaking else ("post" if last_user_end > last_asst_end else "early")
-            listen = "".join(t for off, _, t in thinks if u0 <= off < u1)
+            if any(s < u1 < e for s, e in turns):
+                phase = "effective"
+            else:
+                ended = [e for s, e in turns if e <= u1]
+                last_end = max(ended, default=None)
+                spoke_since = last_end is not None and any(s < u1 and e > last_end for s, e in asst_spans)
+                phase = "post" if last_end is not None and not spoke_since else "early"
+            listen = listen_of.get(x, "")
             text = UNIT_BEGIN + LC_BEGIN + listen + LC_END + UNIT_END
             entry |= {
                 "kind": "listen",
