@@ -192,15 +192,58 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
     return template
 
 
+_ZH_DIGITS = "零一二三四五六七八九"
+_EN_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def spoken_number(n: int, lang: str) -> str:
+    """``n`` (0 <= n < 100000) in words: the aligner has no labels for digits, and TTS reads words
+    the same way in every backend ("二十六", "twenty six")."""
+    if not 0 <= n < 100_000:
+        raise ValueError(f"spoken_number: {n} out of range")
+    if lang == "zh":
+        if n < 10:
+            return _ZH_DIGITS[n]
+        if n < 20:
+            return "十" + (_ZH_DIGITS[n % 10] if n % 10 else "")
+        out, zero = "", False
+        for value, unit in ((10000, "万"), (1000, "千"), (100, "百"), (10, "十"), (1, "")):
+            d, n = divmod(n, value)
+            if d:
+                out += ("零" if zero and out else "") + _ZH_DIGITS[d] + unit
+                zero = False
+            elif out:
+                zero = True
+        return out
+    if n < 20:
+        return _EN_ONES[n]
+    if n < 100:
+        return _EN_TENS[n // 10] + ("" if n % 10 == 0 else " " + _EN_ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _EN_ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + spoken_number(rest, lang))
+    rest = n % 1000
+    return (
+        spoken_number(n // 1000, lang) + " thousand" + ("" if rest == 0 else " " + spoken_number(rest, lang))
+    )
+
+
 def _render_text(template: str, words: Mapping[str, str], lang: str, rng: np.random.Generator) -> str:
-    """Fill ``{@content}`` (drawn phrase), then ``{arg}`` (slot words), then ``{#lo-hi}`` (drawn int)."""
+    """Fill ``{@content}`` (drawn phrase), then ``{arg}`` (slot words), then ``{#lo-hi}`` (a drawn
+    integer, spoken in words)."""
     content = templates.bank("tool_requests")["content"]
     li = 0 if lang == "zh" else 1
     text = _CONTENT.sub(
         lambda m: content[m.group(1)][int(rng.integers(len(content[m.group(1)])))][li], template
     )
     text = _fill(text, words)
-    return _NUMBER.sub(lambda m: str(int(rng.integers(int(m.group(1)), int(m.group(2)) + 1))), text)
+    return _NUMBER.sub(
+        lambda m: spoken_number(int(rng.integers(int(m.group(1)), int(m.group(2)) + 1)), lang), text
+    )
 
 
 def _choice(rng: np.random.Generator, items: Sequence[Any]) -> Any:

@@ -246,6 +246,7 @@ def test_every_catalog_function_has_templates_with_planning_and_a_fitting_reply(
             assert action.planning and bool(_CJK.search(action.planning)) == (lang == "zh"), action.planning
             assert bool(_CJK.search(reply)) == (lang == "zh"), reply
             assert "{" not in text + action.planning + reply and "[" not in text
+            assert not re.search(r"\d", text + reply)  # spoken: numbers in words (aligners have no digits)
             props = load_catalog()[fn].parameters["properties"]
             for k, v in action.parameters.items():
                 # a spoken free-text value (a place, a contact, a profile name) is echoed in the reply
