@@ -176,6 +176,7 @@ def test_preflight_finds_config_mistakes_before_any_work(tmp_path):
         ["--out", "{file}"],
         ["--out", ""],
         ["--out", "{file}/sub"],
+        ["--out", "nosuchfs://bucket/run"],  # like gs:// without the gcp extra
         ["--seeds", "{dir}"],
         ["--runner=NoSuchRunner"],
         ["--set", "serializer.layouts=[bogus]"],
