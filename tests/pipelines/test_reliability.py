@@ -354,3 +354,60 @@ def test_a_run_that_raises_leaves_no_spool(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="a bug in the shard writer"):
         run(cfg_for(out, seeds, "qa_report=false"))
     assert out.exists() and not (out / "_work").exists()
+
+
+# ---- model handlers in multi-threaded workers (the multiprocessing determinism test) -----------
+
+
+@pytest.fixture(scope="module")
+def spoken_item():
+    from duplexloom.pipelines.plan import SpeakItem
+    from duplexloom.pipelines.tts import Spoken
+    from duplexloom.tts_adapters import get_tts
+    from duplexloom.tts_adapters.speakers import load_library
+
+    speaker = load_library(None).speakers[0]
+    text = "hello there my friend"
+    result = get_tts("espeak", sample_rate=16000).synthesize([text], speaker, "en")[0]
+    return Spoken(SpeakItem("s1", "u1", "user", "en", text, speaker), result)
+
+
+def test_an_aligner_handler_copy_works_with_the_model_another_copy_loaded(spoken_item, tmp_path):
+    """Beam shares a loaded model between the DoFn copies of a process and calls load_model on
+    one copy only; the other copies (other bundle threads) must still work."""
+    import pickle
+
+    from duplexloom.pipelines.align import AlignerModelHandler
+
+    handler = AlignerModelHandler("tiny", {}, 4, True, "reject", str(tmp_path / "align"), 1)
+    first, second = pickle.loads(pickle.dumps(handler)), pickle.loads(pickle.dumps(handler))
+    model = first.load_model()
+    a = first.run_inference([spoken_item], model)[0].inference
+    b = second.run_inference([spoken_item], model)[0].inference
+    assert a.reject is None and a.words and a.words == b.words
+
+
+def test_model_handlers_set_torch_threads_on_the_thread_that_runs_them(spoken_item, tmp_path):
+    """torch's intra-op thread count is per thread (OpenMP): a bundle thread that used torch with
+    another count keeps it after set_num_threads on the loading thread, and the aligner's
+    log-probabilities differ between 1 and 2 threads (seen: 7.6e-6 on a 6 s track)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from duplexloom.pipelines.align import AlignerModelHandler
+    from duplexloom.pipelines.tts import TTSModelHandler
+
+    aligner = AlignerModelHandler("tiny", {}, 4, True, "reject", None, 1)
+    tts = TTSModelHandler("espeak", {"sample_rate": 16000}, None, 4, "reject", 1)
+    try:
+        for handler, item in ((aligner, spoken_item), (tts, spoken_item.item)):
+            torch.set_num_threads(2)
+            with ThreadPoolExecutor(1) as pool:  # a bundle thread that used torch before the load
+                assert pool.submit(torch.get_num_threads).result() == 2
+                model = handler.load_model()  # on another thread: sets 1 there
+                assert torch.get_num_threads() == 1 and pool.submit(torch.get_num_threads).result() == 2
+                pool.submit(handler.run_inference, [item], model).result()
+                assert pool.submit(torch.get_num_threads).result() == 1
+    finally:
+        torch.set_num_threads(1)
