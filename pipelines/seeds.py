@@ -316,17 +316,33 @@ class ReadSeedLines(beam.DoFn):
         self.read = Metrics.counter(STAGE, "lines_read")
 
     def process(self, path: str):
-        data = io.read_bytes(path)
-        lines = data.split(b"\n")
-        if data.endswith(b"\n"):
-            lines.pop()  # the final newline ends the last line; it does not start a new one
-        for i, raw in enumerate(lines, start=1):
-            raw = raw.rstrip(b"\r")
-            if not raw.strip():
-                self.blank.inc()
-                continue
-            self.read.inc()
-            yield SeedLine(path, i, raw)
+        with io.open_read(path) as f:
+            for i, raw in enumerate(read_lines(f), start=1):
+                raw = raw.rstrip(b"\r")
+                if not raw.strip():
+                    self.blank.inc()
+                    continue
+                self.read.inc()
+                yield SeedLine(path, i, raw)
+
+
+def read_lines(f, max_bytes: int = MAX_LINE_BYTES):
+    """The lines of a binary file without their ``\\n``, streamed: a line longer than
+    ``max_bytes`` comes as its first ``max_bytes + 1`` bytes (rejected ``line_too_long``), so a
+    file of one endless line costs no more memory than a long line. A final newline ends the last
+    line; it does not start a new one."""
+    while True:
+        raw = f.readline(max_bytes + 1)
+        if not raw:
+            return
+        if raw.endswith(b"\n"):
+            yield raw[:-1]
+            continue
+        if len(raw) > max_bytes:  # too long: skip the rest of the line
+            rest = raw
+            while rest and not rest.endswith(b"\n"):
+                rest = f.readline(1 << 20)
+        yield raw
 
 
 class PlanShards(beam.DoFn):

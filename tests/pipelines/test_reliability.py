@@ -116,6 +116,18 @@ def test_hostile_corpus_has_many_kinds_and_every_line_is_a_seed_or_a_data_reject
     assert crlf is not None and not CONTROL.search(crlf.turns[0].text)
 
 
+def test_an_endless_line_is_one_reject_and_the_next_line_still_counts(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    good = json.dumps({"id": "after", "lang": "en", "turns": [{"role": "user", "text": "Hi."}]})
+    with open(path, "wb") as f:
+        f.write(b'{"id": "endless", "text": "' + b"a" * (2 * MAX_LINE_BYTES + 17) + b'"}\r\n')
+        f.write(good.encode() + b"\n\n")
+    lines = list(ReadSeedLines().process(str(path)))
+    assert [(line.lineno, len(line.raw) <= MAX_LINE_BYTES + 1) for line in lines] == [(1, True), (2, True)]
+    parsed = [parse_line(line) for line in lines]
+    assert parsed[0].reject.code == "line_too_long" and parsed[1].seed.id == "after"
+
+
 def test_hostile_corpus_never_crashes_a_run_and_no_control_character_reaches_a_sample(tmp_path):
     seeds = tmp_path / "hostile.jsonl"
     shutil.copy(HOSTILE, seeds)
