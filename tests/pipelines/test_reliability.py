@@ -196,6 +196,7 @@ def test_preflight_finds_config_mistakes_before_any_work(tmp_path):
         ["--set", "serializer.tokenizer={file}"],
         ["--set", "shards.num_shards=many"],
         ["--config", "{dir}/missing.yaml"],
+        ["--config", "{bad_yaml}"],
         ["--set", "no_equals_sign"],
         ["--set"],
     ],
@@ -204,7 +205,9 @@ def test_cli_errors_are_one_line_and_exit_2(args, tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("{}")
     (tmp_path / "dir").mkdir()
-    argv = [a.format(file=a_file, dir=tmp_path / "dir") for a in args]
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("shards: [unclosed\n  num_shards: 3\n")
+    argv = [a.format(file=a_file, dir=tmp_path / "dir", bad_yaml=bad_yaml) for a in args]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     try:
