@@ -43,6 +43,7 @@ from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.reject import is_transient
+from duplexloom.schemas.tokens import find_control
 
 STAGE = "seeds"
 PLANS = "plans"
@@ -51,8 +52,6 @@ MAX_JSON_DEPTH = 64  # nesting (objects and arrays) a seed line may have; a seed
 BOM = b"\xef\xbb\xbf"
 # Line breaks and tabs inside a text are word separators: they become one space each.
 _SPACE_LIKE = re.compile("[\t\n\v\f\r\x85\u2028\u2029]")
-# Every other control character (C0, DEL, C1) has no business in speakable text.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -182,9 +181,9 @@ def _clean_text(text: Any, where: str) -> Any:
     if not isinstance(text, str):
         return text  # the schema reports the type
     text = _SPACE_LIKE.sub(" ", text)
-    bad = _CONTROL.search(text)
-    if bad:
-        raise RejectError("control_char_in_text", f"{where} holds control character U+{ord(bad.group()):04X}")
+    bad = find_control(text)
+    if bad is not None:
+        raise RejectError("control_char_in_text", f"{where} holds control character U+{ord(bad):04X}")
     return text
 
 

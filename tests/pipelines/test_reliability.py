@@ -426,3 +426,18 @@ def test_model_handlers_set_torch_threads_on_the_thread_that_runs_them(spoken_it
                 assert pool.submit(torch.get_num_threads).result() == 1
     finally:
         torch.set_num_threads(1)
+
+
+def test_annotation_texts_refuse_control_characters_whatever_wrote_them():
+    """The LLM's texts go through the same records: an ANSI escape or a NUL is a validation error
+    (the client asks again, then rejects), never a word on a track or the action channel."""
+    from pydantic import ValidationError
+
+    from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn
+
+    for bad in ("\x1b[31mred", "nul\x00", "del\x7f", "csi\x9b"):
+        with pytest.raises(ValidationError, match="control character"):
+            AnnotatedTurn(role="user", text=bad)
+    with pytest.raises(ValidationError, match="control character"):
+        AnnotatedAction(name="open_app", anchor="open", planning="plan\x1b")
+    assert AnnotatedTurn(role="user", text="two\nlines\tand a tab").text == "two\nlines\tand a tab"
