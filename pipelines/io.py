@@ -68,6 +68,11 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def open_read(path: str) -> BinaryIO:
+    """A binary reader of ``path`` (for files read piece by piece, e.g. seed lines)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8")
 

@@ -199,7 +199,13 @@ def count_lines(paths: list[str]) -> int | None:
     """Seed lines to expect, for the progress log; only for local files (remote ones may be huge)."""
     if any("://" in p for p in paths):
         return None
-    return sum(sum(1 for line in open(p, "rb") if line.strip()) for p in paths)
+    from duplexloom.pipelines.seeds import read_lines
+
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:  # streamed: a seeds file may hold one endless line
+            n += sum(1 for raw in read_lines(f) if raw.strip())
+    return n
 
 
 def ensure_runner(beam_args: list[str]) -> list[str]:
