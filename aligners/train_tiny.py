@@ -448,7 +448,7 @@ def save(
 
 RECIPE_DEFAULTS = {
     "base": {"steps": 900, "utterances": 5000, "batch": 24, "lr": 3e-3, "calibration": 800},
-    "varied": {"steps": 300, "utterances": 1600, "batch": 16, "lr": 1e-3, "calibration": 400},
+    "varied": {"steps": 800, "utterances": 2400, "batch": 16, "lr": 1e-3, "calibration": 400},
 }
 
 

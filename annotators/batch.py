@@ -3,8 +3,9 @@
 This is what the Beam annotation stage calls per bundle. It picks the backend from the config,
 resolves each seed's family, runs the annotator over all seeds concurrently (the LLM client bounds
 the requests in flight), turns every ``RejectError`` into a ``Reject`` with ``stage="annotate"``,
-and drops generated dialogues that are near-duplicates of their seed or of another one in the batch.
-It never raises for a bad record; a bug (invariant violation) still raises.
+and drops a generated dialogue that is a near-duplicate of its own seed (a per-record check; the
+run-wide filter across seeds is the Beam step ``duplexloom.pipelines.dedup``, so its reach does not
+depend on the batch size). It never raises for a bad record; a bug (invariant violation) still raises.
 
 Reject codes: those of the annotators (``needs_llm``, ``llm_invalid_output``, ``llm_unavailable``,
 ``anchor_not_found``, ``anchor_order``, ``unknown_tool``, ``invalid_arguments``,
@@ -24,7 +25,7 @@ from duplexloom.schemas.seed import Seed
 
 from .base import STAGE, Annotator, resolve_family, seed_rng
 from .config import AnnotatorConfig
-from .dedup import NearDupIndex, too_similar
+from .dedup import too_similar
 
 T = TypeVar("T")
 
@@ -43,36 +44,25 @@ def _seed_text(seed: Seed) -> str:
     return " ".join([seed.topic or "", *(t.text for t in seed.turns)])
 
 
-def _dialogue_text(a: Annotation) -> str:
+def dialogue_text(a: Annotation) -> str:
+    """The text near-duplicates are judged on: every turn of the annotated dialogue."""
     return " ".join(t.text for t in a.turns)
 
 
 def drop_near_duplicates(
     seeds: list[Seed], results: list[Annotation | Reject], threshold: int
 ) -> list[Annotation | Reject]:
-    """Reject generated dialogues (provenance ``turns`` from an LLM) too close to their seed or to
-    one kept earlier in the batch. Dialogues copied from the seed are exempt from the seed check."""
-    index = NearDupIndex(threshold)
+    """Reject a generated dialogue (provenance ``turns`` from an LLM) too close to its own seed."""
     out: list[Annotation | Reject] = []
     for seed, res in zip(seeds, results, strict=True):
-        if isinstance(res, Reject) or not res.provenance.get("turns", "").startswith("llm"):
+        if isinstance(res, Reject) or not res.provenance.get("turns", "").startswith("llm") or not seed.turns:
             out.append(res)
             continue
-        text = _dialogue_text(res)
-        score = too_similar(text, _seed_text(seed), threshold) if seed.turns else None
+        score = too_similar(dialogue_text(res), _seed_text(seed), threshold)
         if score is not None:
-            out.append(
-                Reject(
-                    record_id=seed.id, stage=STAGE, code="near_duplicate", detail=f"ratio {score} to its seed"
-                )
-            )
-            continue
-        hit = index.match(text)
-        if hit is not None:
-            detail = f"ratio {hit[1]} to generated dialogue of seed {hit[0]}"
+            detail = f"ratio {score} to its seed"
             out.append(Reject(record_id=seed.id, stage=STAGE, code="near_duplicate", detail=detail))
             continue
-        index.add(seed.id, text)
         out.append(res)
     return out
 

@@ -44,6 +44,8 @@ class AnnotatorConfig(BaseModel):
 
     backend: Literal["offline", "llm"] = "offline"
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    # LLM prompt templates: None = the newest of each (v2); 1 reproduces a v1 run exactly.
+    prompt_version: int | None = Field(default=None, ge=1)
     default_family: str = "dialogue"  # used when neither family_for nor seed.family names one
     # toolcall: patterns drawn (seeded) per seed; multi-action requests carry this many calls.
     tool_patterns: tuple[ToolPattern, ...] = ("single", "multi", "backchannel_action")
@@ -55,7 +57,8 @@ class AnnotatorConfig(BaseModel):
     # Probability that the ambiguous acknowledgement ("you are right" / "你说得对") is used: as the
     # start of an interruption in the interrupt family, as a backchannel in the backchannel family.
     ambiguous_ack_p: float = Field(default=0.5, ge=0.0, le=1.0)
-    # Near-duplicate filter on generated dialogues (thefuzz ratio, 0-100; drop when above).
+    # Run-wide near-duplicate filter on annotated dialogues (thefuzz ratio 0-100 on normalized text;
+    # drop when above; the kept one is the smallest id; pipelines/dedup.py). 100 keeps everything.
     dedup_threshold: int = Field(default=90, ge=0, le=100)
     # Per-second causal cognition (SPEC section 10).
     speech_rate_zh_chars_per_s: float = Field(default=4.0, gt=0)

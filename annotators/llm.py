@@ -4,13 +4,17 @@ Per seed (calls of one seed run in order; seeds run concurrently, bounded by the
 
 1. turns: the seed's own dialogue when it has one the family can use, else the ``dialogue``
    template generates one (``multi_turn`` from a topic, ``task`` for ``toolcall``, ``qa`` for a
-   lone question); generated dialogues pass the near-duplicate filter in :mod:`.batch`;
+   lone question); a generated dialogue too close to its own seed is dropped (:mod:`.batch`);
 2. by family: ``toolcall`` — ``actions`` (catalog calls, arguments validated, anchors verified in
-   the user turn, :mod:`.checks`); ``interrupt``/``backchannel``/``pause`` — ``duplex_material``;
-   ``interpret`` — ``translate``; ``think`` — ``cognition`` per user turn (:mod:`.cognition`,
-   temperature 0.3) and a thinking ``chain`` (:mod:`.chains`).
+   the user turn, :mod:`.checks`; with v2 prompts every call has planning text and the assistant's
+   reply after the request confirms with the values or answers); ``interrupt``/``backchannel``/
+   ``pause`` — ``duplex_material`` (v2: on-topic interruptions, each with its reply);
+   ``interpret`` — ``translate`` (each user turn, then the assistant speaking its translation);
+   ``think`` — ``cognition`` per user turn (:mod:`.cognition`, temperature 0.3) and a thinking
+   ``chain`` (:mod:`.chains`).
 
-Every field's provenance is ``llm:<model>:<template key>`` (or ``seed``) and every template's
+Templates: the newest version of each (v2), or ``AnnotatorConfig.prompt_version`` (1 reproduces a
+v1 run). Every field's provenance is ``llm:<model>:<template key>`` (or ``seed``) and every template's
 sha256 goes into ``prompt_hashes``. Reject codes: those of :class:`~.client.LLMClient`,
 :mod:`.checks`, :mod:`.cognition`, :mod:`.chains`, plus ``no_user_turn`` and ``no_tool_call``.
 """
@@ -31,7 +35,16 @@ from . import chains, cognition, templates
 from .checks import check_actions
 from .client import LLMClient
 from .config import AnnotatorConfig
-from .responses import ActionsOut, ChainOut, CognitionOut, DialogueOut, MaterialOut, TranslationOut
+from .responses import (
+    ActionsOut,
+    ActionsOutV2,
+    ChainOut,
+    CognitionOut,
+    DialogueOut,
+    MaterialOut,
+    MaterialOutV2,
+    TranslationOut,
+)
 
 NAME = "llm"
 
@@ -70,6 +83,9 @@ class LLMAnnotator:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def _prompt(self, name: str) -> templates.PromptTemplate:
+        return templates.prompt(name, self.config.prompt_version)
+
     def _prov(self, template: templates.PromptTemplate) -> str:
         return f"{NAME}:{self.config.llm.model}:{template.key}"
 
@@ -93,7 +109,7 @@ class LLMAnnotator:
         else:
             style = None
         if style is not None:
-            t = templates.prompt("dialogue")
+            t = self._prompt("dialogue")
             values = {
                 "style": style,
                 "lang": seed.lang,
@@ -111,21 +127,23 @@ class LLMAnnotator:
 
         if family == "toolcall":
             turns = await self._actions(seed, turns, user_idx)
-            provenance["actions"] = used(templates.prompt("actions"))
+            provenance["actions"] = used(self._prompt("actions"))
         elif family in ("interrupt", "backchannel", "pause"):
             fields.update(await self._material(seed, turns))
-            p = used(templates.prompt("duplex_material"))
+            p = used(self._prompt("duplex_material"))
             provenance.update(interruptions=p, backchannels=p, fillers=p)
+            if fields.get("interruption_replies"):
+                provenance["interruption_replies"] = p
         elif family == "interpret":
             turns = await self._translate(seed, turns, user_idx)
-            provenance["translation"] = used(templates.prompt("translate"))
+            provenance["translation"] = used(self._prompt("translate"))
         elif family == "think":
             fields["cognition"] = await self._cognition(seed, turns, user_idx)
-            provenance["cognition"] = used(templates.prompt("cognition"))
+            provenance["cognition"] = used(self._prompt("cognition"))
             turns = cognition.speak_voice(turns, fields["cognition"])  # the reply speaks voice_response
             if self.config.think_chains:
                 fields["chains"] = await self._chain(seed, turns, user_idx)
-                provenance["chains"] = used(templates.prompt("chain"))
+                provenance["chains"] = used(self._prompt("chain"))
 
         return Annotation(
             seed_id=seed.id,
@@ -146,7 +164,10 @@ class LLMAnnotator:
             "turns": [{"index": i, "role": t.role, "text": t.text} for i, t in enumerate(turns)],
         }
 
-        def check(out: ActionsOut) -> None:
+        t = self._prompt("actions")
+        v2 = t.version >= 2
+
+        def check(out: ActionsOut | ActionsOutV2) -> None:
             seen = set()
             for req in out.requests:
                 if req.turn_index not in user_idx:
@@ -155,17 +176,34 @@ class LLMAnnotator:
                     raise RejectError("llm_invalid_output", f"turn_index {req.turn_index} listed twice")
                 seen.add(req.turn_index)
                 check_actions(turns[req.turn_index].text, req.actions)
+                if v2 and any(not (a.planning or "").strip() for a in req.actions):
+                    raise RejectError(
+                        "llm_invalid_output", f"turn {req.turn_index}: a call without planning text"
+                    )
+                if v2 and req.actions and not req.reply.strip():
+                    raise RejectError("llm_invalid_output", f"turn {req.turn_index}: empty reply")
             if not any(r.actions for r in out.requests):
                 raise RejectError("no_tool_call", "no user turn asks for a tool")
 
-        t = templates.prompt("actions")
         out = await self.client.ask(
-            t, {"catalog": self._catalog_text, "input": _dump(values)}, ActionsOut, check=check
+            t,
+            {"catalog": self._catalog_text, "input": _dump(values)},
+            ActionsOutV2 if v2 else ActionsOut,
+            check=check,
         )
         new = list(turns)
-        for req in out.requests:
+        # From the last request backwards, so an inserted reply does not shift the indices still to do.
+        for req in sorted(out.requests, key=lambda r: -r.turn_index):
             old = new[req.turn_index]
             new[req.turn_index] = AnnotatedTurn(role=old.role, text=old.text, actions=tuple(req.actions))
+            reply = getattr(req, "reply", None)
+            if reply is None or not req.actions:
+                continue
+            nxt = req.turn_index + 1
+            if nxt < len(new) and new[nxt].role == "assistant":
+                new[nxt] = AnnotatedTurn(role="assistant", text=reply)  # the reply that fits the calls
+            else:
+                new.insert(nxt, AnnotatedTurn(role="assistant", text=reply))
         return new
 
     async def _material(self, seed: Seed, turns: list[AnnotatedTurn]) -> dict[str, tuple[str, ...]]:
@@ -179,10 +217,24 @@ class LLMAnnotator:
             },
             "dialogue": [t.model_dump(include={"role", "text"}) for t in turns],
         }
-        t = templates.prompt("duplex_material")
-        out = await self.client.ask(t, {"input": _dump(values)}, MaterialOut)
+        t = self._prompt("duplex_material")
+        if t.version < 2:
+            out = await self.client.ask(t, {"input": _dump(values)}, MaterialOut)
+            replies: tuple[str, ...] = ()
+        else:
+
+            def check(o: MaterialOutV2) -> None:
+                if len(o.interruption_replies) != len(o.interruptions):
+                    raise RejectError(
+                        "llm_invalid_output",
+                        f"{len(o.interruption_replies)} interruption_replies for {len(o.interruptions)} interruptions",
+                    )
+
+            out = await self.client.ask(t, {"input": _dump(values)}, MaterialOutV2, check=check)
+            replies = tuple(out.interruption_replies[: c.n_interruptions])
         return {
             "interruptions": tuple(out.interruptions[: c.n_interruptions]),
+            "interruption_replies": replies,
             "backchannels": tuple(out.backchannels[: c.n_backchannels]),
             "fillers": tuple(out.fillers[: c.n_fillers]),
         }
@@ -206,12 +258,15 @@ class LLMAnnotator:
             if any(not x.translation.strip() for x in out.translations):
                 raise RejectError("llm_invalid_output", "empty translation")
 
-        t = templates.prompt("translate")
+        t = self._prompt("translate")
         out = await self.client.ask(t, {"input": _dump(values)}, TranslationOut, check=check)
-        new = list(turns)
-        for x in out.translations:
-            old = new[x.turn_index]
-            new[x.turn_index] = AnnotatedTurn(role=old.role, text=old.text, translation=x.translation)
+        # Each user turn, then the assistant speaking its translation (SPEC section 11: the assistant
+        # of an interpret session speaks the translation of each user turn, nothing else).
+        by_turn = {x.turn_index: x.translation for x in out.translations}
+        new: list[AnnotatedTurn] = []
+        for i in user_idx:
+            new.append(AnnotatedTurn(role="user", text=turns[i].text, translation=by_turn[i]))
+            new.append(AnnotatedTurn(role="assistant", text=by_turn[i]))
         return new
 
     async def _cognition(
@@ -220,7 +275,7 @@ class LLMAnnotator:
         c = self.config
         rate = c.speech_rate_zh_chars_per_s if seed.lang == "zh" else c.speech_rate_en_words_per_s
         budget = c.cognition_char_budget_zh if seed.lang == "zh" else c.cognition_char_budget_en
-        t = templates.prompt("cognition")
+        t = self._prompt("cognition")
         streams = []
         for i in user_idx[: c.cognition_max_turns]:
             pieces = cognition.segment_per_second(turns[i].text, seed.lang, rate)
@@ -252,7 +307,7 @@ class LLMAnnotator:
             "lang": seed.lang,
             "turns": [{"turn_index": i, "segments": chains.segments(turns[i].text)} for i in user_idx],
         }
-        t = templates.prompt("chain")
+        t = self._prompt("chain")
         out = await self.client.ask(
             t, {"input": _dump(values)}, ChainOut, check=lambda o: chains.check(o.nodes, turns, seed.lang)
         )

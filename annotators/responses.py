@@ -47,6 +47,20 @@ class ActionsOut(Record):
     requests: list[TurnActions]
 
 
+class TurnActionsV2(TurnActions):
+    """``actions.v2``: also the assistant's spoken reply right after the calls (fits the calls)."""
+
+    reply: str
+
+    _g = field_validator("reply")(lambda cls, v: _guard_texts([v])[0])
+
+
+class ActionsOutV2(Record):
+    """``actions.v2`` template: tool calls per user turn plus the reply that confirms or answers."""
+
+    requests: list[TurnActionsV2]
+
+
 class MaterialOut(Record):
     """``duplex_material`` template: interruptions, backchannels, hesitation fillers."""
 
@@ -55,6 +69,14 @@ class MaterialOut(Record):
     fillers: list[str] = Field(min_length=1)
 
     _g = field_validator("interruptions", "backchannels", "fillers")(lambda cls, v: _guard_texts(v))
+
+
+class MaterialOutV2(MaterialOut):
+    """``duplex_material.v2``: also the assistant's reply to each interruption (same order)."""
+
+    interruption_replies: list[str] = Field(min_length=1)
+
+    _r = field_validator("interruption_replies")(lambda cls, v: _guard_texts(v))
 
 
 class TurnTranslation(Record):

@@ -64,8 +64,9 @@ class PromptTemplate:
 
 
 @lru_cache(maxsize=1)
-def _prompt_index() -> dict[str, PromptTemplate]:
-    latest: dict[str, PromptTemplate] = {}
+def _prompt_index() -> dict[str, dict[int, PromptTemplate]]:
+    """name -> version -> template, for every ``<name>.v<N>.txt`` (old versions stay usable)."""
+    index: dict[str, dict[int, PromptTemplate]] = {}
     for entry in resources.files(_PKG).joinpath(_DIR).iterdir():
         m = _VERSIONED.match(entry.name)
         if not m:
@@ -77,17 +78,20 @@ def _prompt_index() -> dict[str, PromptTemplate]:
         t = PromptTemplate(
             m["name"], int(m["version"]), system.strip() + "\n", user.strip() + "\n", _sha(data)
         )
-        if m["name"] not in latest or t.version > latest[m["name"]].version:
-            latest[m["name"]] = t
-    return latest
+        index.setdefault(m["name"], {})[t.version] = t
+    return index
 
 
-def prompt(name: str) -> PromptTemplate:
-    """The highest version of prompt template ``name``."""
-    try:
-        return _prompt_index()[name]
-    except KeyError:
-        raise KeyError(f"no prompt template {name!r} in prompts/templates/") from None
+def prompt(name: str, version: int | None = None) -> PromptTemplate:
+    """Prompt template ``name``: its highest version, or with ``version`` the highest one not above
+    it (so ``version=1`` reproduces a v1 run for every template, also those that never got a v2)."""
+    versions = _prompt_index().get(name)
+    if not versions:
+        raise KeyError(f"no prompt template {name!r} in prompts/templates/")
+    usable = [v for v in versions if version is None or v <= version]
+    if not usable:
+        raise KeyError(f"prompt template {name!r} has no version <= {version} (have {sorted(versions)})")
+    return versions[max(usable)]
 
 
 @cache
@@ -108,7 +112,7 @@ def bank_hash(name: str) -> str:
 
 def all_hashes() -> dict[str, str]:
     """sha256 of every template file (for the run summary)."""
-    out = {t.key: t.sha256 for t in _prompt_index().values()}
+    out = {t.key: t.sha256 for versions in _prompt_index().values() for t in versions.values()}
     for name in ("phrase_banks", "tool_requests"):
         out[bank_key(name)] = bank_hash(name)
     return out

@@ -282,18 +282,28 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
         if self.enabled:
             set_torch_threads(self.torch_threads)
-        self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
-        self.settings = {"backend": self.backend, "options": self.options}
+        self._prepare()
         if not self.enabled:
             return None
         from duplexloom.aligners import get_aligner
-        from duplexloom.aligners.base import model_fingerprint
-
-        # The weights, not just the settings: a model update must not hit old cached alignments.
-        self.settings["model"] = model_fingerprint(self.backend, **self.options)
 
         log.info("[align] loading aligner %r", self.backend)
         return get_aligner(self.backend, **self.options)
+
+    def _prepare(self) -> None:
+        """The cache and the settings key on *this* handler. Beam shares a loaded model between
+        the DoFn copies of a process and calls ``load_model`` on one of them only, so every copy
+        sets these up itself (a second copy used to fail with AttributeError)."""
+        if getattr(self, "settings", None) is not None:
+            return
+        self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
+        settings: dict[str, Any] = {"backend": self.backend, "options": self.options}
+        if self.enabled:
+            from duplexloom.aligners.base import model_fingerprint
+
+            # The weights, not just the settings: a model update must not hit old cached alignments.
+            settings["model"] = model_fingerprint(self.backend, **self.options)
+        self.settings = settings
 
     def batch_elements_kwargs(self):
         # Fixed batches (the bundle's last may be smaller): Beam's adaptive sizing fits a
@@ -303,6 +313,11 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
     def run_inference(
         self, batch: Sequence[Spoken], model, inference_args=None
     ) -> Iterable[PredictionResult]:
+        self._prepare()
+        if model is not None:
+            # torch's thread count is per thread: a bundle thread other than the one that loaded
+            # the model may still have torch's default, and the model's outputs depend on it.
+            set_torch_threads(self.torch_threads)
         out: list[Aligned] = []
         with timed(STAGE, len(batch)):
             for sp in batch:

@@ -42,6 +42,7 @@ from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
+from duplexloom.schemas.units import chunk_samples
 from duplexloom.timeline.families import action_channel, asr_sides, keep_channel
 
 STAGE = "serialize"
@@ -278,8 +279,11 @@ def encode_one(
         "shard": f"shards/{shard:06d}.tar",
         "seed_id": ann.seed_id,
         "family": ps.plan.family,
+        "family_substitution": ann.provenance.get("family_substitution"),
         "lang": ps.plan.lang,
-        "duration_s": tl.duration_samples / sr,
+        # the audio's length (encode_sample pads both tracks to every chunk, drain chunks included),
+        # not the timeline's: a manifest row must say how long the sample's audio is
+        "duration_s": len(chunks) * chunk_samples(sr, meta.chunk_ms) / sr,
         "user_speech_s": speech_s("user"),
         "assistant_speech_s": speech_s("assistant"),
         "n_chunks": len(chunks),

@@ -39,13 +39,14 @@ from duplexloom.schemas.reject import is_transient
 from duplexloom.timeline.families import FAMILY_CHANNELS, action_channel
 from duplexloom.timeline.timing import histograms
 
-STAGE_ORDER = ("seeds", "annotate", "plan", "tts", "align", "build", "serialize", "semantic")
+STAGE_ORDER = ("seeds", "annotate", "dedup", "plan", "tts", "align", "build", "serialize", "semantic")
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "key": pa.string(),
     "shard": pa.string(),
     "seed_id": pa.string(),
     "family": pa.string(),
+    "family_substitution": pa.string(),  # "drawn->served" when the annotator could not serve the draw
     "lang": pa.string(),
     "duration_s": pa.float64(),
     "user_speech_s": pa.float64(),
@@ -241,6 +242,9 @@ def build_summary(
         "transient_share": round(transient / seeds_in, 6) if seeds_in else 0.0,
         "stages": stages,
         "families": dict(sorted(Counter(r["family"] for r in rows).items())),
+        "family_substitutions": dict(
+            sorted(Counter(r["family_substitution"] for r in rows if r.get("family_substitution")).items())
+        ),
         "cognition": cognition_counts(rows),
         "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),

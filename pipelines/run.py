@@ -1,6 +1,6 @@
 """The composition: seeds -> annotate -> plan -> TTS -> align -> build -> serialize -> shards.
 
-Stable step labels (``Seeds``, ``Annotate``, ``Plan``, ``TTS``, ``Align``, ``SpoolClips``,
+Stable step labels (``Seeds``, ``Annotate``, ``NearDuplicates``, ``Plan``, ``TTS``, ``Align``, ``SpoolClips``,
 ``GroupSession``, ``Build``, ``Serialize``, ``SpoolSamples``, ``GroupShard``, ``WriteShards``,
 ``WriteOutputs``) so a Dataflow update or a reader of the job graph can rely on them. Audio and
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
@@ -30,6 +30,7 @@ from duplexloom.pipelines.align import AlignerModelHandler, AlignQuality
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
+from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
@@ -44,7 +45,8 @@ from duplexloom.pipelines.tts import TTSModelHandler
 
 log = logging.getLogger("duplexloom.pipelines")
 SAMPLES_DIR = Path(__file__).parent / "samples"
-DEFAULT_SEEDS = str(SAMPLES_DIR / "seeds.jsonl")
+DEFAULT_SEEDS = str(SAMPLES_DIR / "seeds.jsonl")  # the demo slice of the full set
+FULL_SEEDS = SAMPLES_DIR / "full"  # >= 200 seeds per language: --set "input.seeds=[.../full/*.jsonl]"
 
 
 def git_revision() -> str:
@@ -61,8 +63,13 @@ def git_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+# Names for the bundled seed sets, usable wherever a seeds path is: --set "input.seeds=[bundled:full]".
+BUNDLED = {"bundled:demo": DEFAULT_SEEDS, "bundled:full": str(FULL_SEEDS / "*.jsonl")}
+
+
 def seed_patterns(cfg: RunConfig) -> list[str]:
-    return list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
+    patterns = list(cfg.input.seeds) if cfg.input.seeds else [DEFAULT_SEEDS]
+    return [BUNDLED.get(p, p) for p in patterns]
 
 
 def shared_cache(p: beam.Pipeline, cache: str | None) -> bool:
@@ -104,7 +111,8 @@ def build_pipeline(
         policy=policy,
     )
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
-    planned = ann.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
+    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
+    planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = io.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
@@ -152,6 +160,7 @@ def build_pipeline(
     rejects = (
         seeds[REJECTS],
         ann[REJECTS],
+        deduped[REJECTS],
         planned[REJECTS],
         built[REJECTS],
         encoded[REJECTS],
@@ -190,7 +199,13 @@ def count_lines(paths: list[str]) -> int | None:
     """Seed lines to expect, for the progress log; only for local files (remote ones may be huge)."""
     if any("://" in p for p in paths):
         return None
-    return sum(sum(1 for line in open(p, "rb") if line.strip()) for p in paths)
+    from duplexloom.pipelines.seeds import read_lines
+
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:  # streamed: a seeds file may hold one endless line
+            n += sum(1 for raw in read_lines(f) if raw.strip())
+    return n
 
 
 def ensure_runner(beam_args: list[str]) -> list[str]:

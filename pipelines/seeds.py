@@ -43,6 +43,7 @@ from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.reject import is_transient
+from duplexloom.schemas.tokens import find_control
 
 STAGE = "seeds"
 PLANS = "plans"
@@ -51,8 +52,6 @@ MAX_JSON_DEPTH = 64  # nesting (objects and arrays) a seed line may have; a seed
 BOM = b"\xef\xbb\xbf"
 # Line breaks and tabs inside a text are word separators: they become one space each.
 _SPACE_LIKE = re.compile("[\t\n\v\f\r\x85\u2028\u2029]")
-# Every other control character (C0, DEL, C1) has no business in speakable text.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -182,9 +181,9 @@ def _clean_text(text: Any, where: str) -> Any:
     if not isinstance(text, str):
         return text  # the schema reports the type
     text = _SPACE_LIKE.sub(" ", text)
-    bad = _CONTROL.search(text)
-    if bad:
-        raise RejectError("control_char_in_text", f"{where} holds control character U+{ord(bad.group()):04X}")
+    bad = find_control(text)
+    if bad is not None:
+        raise RejectError("control_char_in_text", f"{where} holds control character U+{ord(bad):04X}")
     return text
 
 
@@ -316,17 +315,33 @@ class ReadSeedLines(beam.DoFn):
         self.read = Metrics.counter(STAGE, "lines_read")
 
     def process(self, path: str):
-        data = io.read_bytes(path)
-        lines = data.split(b"\n")
-        if data.endswith(b"\n"):
-            lines.pop()  # the final newline ends the last line; it does not start a new one
-        for i, raw in enumerate(lines, start=1):
-            raw = raw.rstrip(b"\r")
-            if not raw.strip():
-                self.blank.inc()
-                continue
-            self.read.inc()
-            yield SeedLine(path, i, raw)
+        with io.open_read(path) as f:
+            for i, raw in enumerate(read_lines(f), start=1):
+                raw = raw.rstrip(b"\r")
+                if not raw.strip():
+                    self.blank.inc()
+                    continue
+                self.read.inc()
+                yield SeedLine(path, i, raw)
+
+
+def read_lines(f, max_bytes: int = MAX_LINE_BYTES):
+    """The lines of a binary file without their ``\\n``, streamed: a line longer than
+    ``max_bytes`` comes as its first ``max_bytes + 1`` bytes (rejected ``line_too_long``), so a
+    file of one endless line costs no more memory than a long line. A final newline ends the last
+    line; it does not start a new one."""
+    while True:
+        raw = f.readline(max_bytes + 1)
+        if not raw:
+            return
+        if raw.endswith(b"\n"):
+            yield raw[:-1]
+            continue
+        if len(raw) > max_bytes:  # too long: skip the rest of the line
+            rest = raw
+            while rest and not rest.endswith(b"\n"):
+                rest = f.readline(1 << 20)
+        yield raw
 
 
 class PlanShards(beam.DoFn):

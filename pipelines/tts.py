@@ -81,6 +81,8 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
     def run_inference(
         self, batch: Sequence[SpeakItem], model, inference_args=None
     ) -> Iterable[PredictionResult]:
+        # torch's thread count is per thread (resampling runs torch): set it on this bundle thread.
+        set_torch_threads(self.torch_threads)
         groups: dict[tuple[str, str], list[int]] = {}
         for i, it in enumerate(batch):
             groups.setdefault((it.speaker.id, it.lang), []).append(i)

@@ -11,12 +11,15 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import SCHEMA_VERSION, Record
 from .seed import Lang, Role
-from .tokens import find_markers
+from .tokens import find_control, find_markers
 
 
 def _guard(v: str | None) -> str | None:
     if v is not None and find_markers(v):
         raise ValueError(f"text contains reserved marker string(s) {sorted(set(find_markers(v)))}")
+    bad = None if v is None else find_control(v)
+    if bad is not None:
+        raise ValueError(f"text contains control character U+{ord(bad):04X}")
     return v
 
 

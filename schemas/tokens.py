@@ -70,5 +70,16 @@ def find_markers(text: str) -> list[str]:
     return _MARKER_RE.findall(text)
 
 
+# Control characters that never belong in a text: C0 but tab, LF and CR, then DEL, and C1 but NEL.
+# A NUL or the ESC of an ANSI sequence would reach a T anchor, the action channel or a trace.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+
+
+def find_control(text: str) -> str | None:
+    """The first control character of ``text`` that no text may hold (see ``_CONTROL_RE``), or None."""
+    m = _CONTROL_RE.search(text)
+    return m.group() if m else None
+
+
 def contains_marker(text: str) -> bool:
     return _MARKER_RE.search(text) is not None

@@ -29,7 +29,12 @@ _UNSET = frozenset({"", "auto", "any", "mix"})
 
 
 def choose_family(seed_family: str | None, config: TimelineConfig, run_seed: int, session_id: str) -> str:
-    """The seed's family when it names one, else a weighted draw from ``config.family_mix``."""
+    """The seed's family when it names one, else a weighted draw from ``config.family_mix``.
+
+    The draw ignores the seed's kind: any seed can be drawn into any family, and the annotator turns
+    it into one that serves the draw, or records a substitution (``Annotation.provenance
+    ["family_substitution"]``, counted in the run summary), so a run's family shares follow the mix.
+    """
     if seed_family is not None and seed_family not in _UNSET:
         if seed_family not in FAMILIES:
             raise RejectError("unknown_family", f"{seed_family!r} is not one of {list(FAMILIES)}")

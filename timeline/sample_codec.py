@@ -10,8 +10,9 @@ builder infers from the first 5) load every sample: a field keeps its JSON value
 schema fixes one type that is never null or empty (``str``, ``int``, ``float``, ``bool``, a string
 ``Literal``, or a nested record built by the same rule); every other field (optional, a list or
 dict, ``Any``) is stored as a JSON text string, e.g. ``"augmentation": "[{\"name\": ...}]"``.
-:func:`meta_from_json` and :func:`chunks_from_json` turn either form back into the records. Tars have a fixed mtime, uid/gid 0, sorted members, so the same
-samples always give the same bytes. No Beam here: the Beam stage writes these bytes through
+:func:`meta_from_json` and :func:`chunks_from_json` turn either form back into the records.
+
+Tars have a fixed mtime, uid/gid 0, sorted members, so the same samples always give the same bytes. No Beam here: the Beam stage writes these bytes through
 FileSystems.
 """
 
@@ -153,7 +154,9 @@ def meta_to_json(meta: SampleMeta) -> dict[str, Any]:
 
 def meta_from_json(obj: dict[str, Any]) -> SampleMeta:
     """The :class:`SampleMeta` of a ``json`` member's object (type-stable, or older plain JSON),
-    also of a row's ``json`` column as ``datasets`` loads it."""
+    also of a row's ``json`` column as ``datasets`` loads it. ``ValueError`` when it is not one."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON object is expected, not {type(obj).__name__}")
     obj = dict(obj)
     if obj.pop(STABLE_ENCODING_KEY, None) is not None:
         obj = _unstable(SampleMeta, obj)
@@ -168,7 +171,7 @@ def chunks_from_json(obj: object) -> list[ChunkRecord]:
     """The chunk records of a ``chunks.json`` member's list (type-stable or plain). In a chunk
     record every text-stored field is a list, so a string there can only be the stable form."""
     if not isinstance(obj, list):
-        raise TypeError(f"a list of chunk records is expected, not {type(obj).__name__}")
+        raise ValueError(f"a list of chunk records is expected, not {type(obj).__name__}")
     return [ChunkRecord.model_validate(_unstable(ChunkRecord, c) if isinstance(c, dict) else c) for c in obj]
 
 

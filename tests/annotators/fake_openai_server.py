@@ -10,7 +10,9 @@ normal answer.
 Faults: ``429`` (with ``retry-after``), ``500``, ``slow`` (answers after ``slow_s``, longer than
 the client's timeout), ``drop`` (closes the connection), ``truncated`` (JSON cut in half),
 ``schema`` (valid JSON, wrong shape), ``bad_anchor``, ``unknown_tool``, ``marker`` (a reserved
-marker string in a text). ``json_schema=False`` makes the server refuse ``response_format``
+marker string in a text), ``no_planning`` (a call without planning text), ``no_replies`` (not one
+interruption reply per interruption). Templates with a ``Version: 2`` line get the v2 answers: a
+``reply`` per tool-call turn, ``interruption_replies`` and interruptions on the dialogue's topic. ``json_schema=False`` makes the server refuse ``response_format``
 ``json_schema`` with HTTP 400, like servers without structured output.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 
 _INPUT = re.compile(r"Input:\s*```json\s*(\{.*\})\s*```", re.S)
 _TASK = re.compile(r"^Task: (\w+)", re.M)
+_VERSION = re.compile(r"^Version: (\d+)", re.M)  # templates v2+ say so; v1 has no such line
 _WORD = re.compile(r"[A-Za-z]+|[\u3400-\u9fff]{2}")
 
 
@@ -83,6 +86,59 @@ def _actions(inp: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {"requests": requests}
+
+
+def _call_reply(act: dict[str, Any], lang: str) -> str:
+    """What a v2 answer says after the call: a confirmation with the values, or content."""
+    if act["name"] == "open_car_setting":
+        return (
+            "好的，空调已打开，现在是二十四度。"
+            if lang == "zh"
+            else "Okay, the AC is on and set to 24 degrees."
+        )
+    q = act["parameters"]["query"]
+    return (
+        f"找到了三个关于{q}的视频，最热门的有两百万次播放。"
+        if lang == "zh"
+        else f"I found three videos about {q}."
+    )
+
+
+def _actions_v2(inp: dict[str, Any]) -> dict[str, Any]:
+    out = _actions(inp)
+    for req in out["requests"]:
+        for a in req["actions"]:
+            a["planning"] = (
+                f"用户想要{a['anchor']}，调用{a['name']}。"
+                if inp["lang"] == "zh"
+                else f"The user asks: {a['anchor']}."
+            )
+        req["reply"] = _call_reply(req["actions"][0], inp["lang"])
+    return out
+
+
+def _material_v2(inp: dict[str, Any]) -> dict[str, Any]:
+    """Interruptions on the dialogue's topic (its first user turn's last word), each with a reply."""
+    first = next(t["text"] for t in inp["dialogue"] if t["role"] == "user")
+    words = _WORD.findall(first)
+    topic = words[-1] if words else first
+    out = _material(inp)
+    if inp["lang"] == "zh":
+        inter = [f"你说得对，但是{topic}的时间安排太紧了", f"等一下，{topic}有没有别的办法"]
+        replies = [f"明白，那{topic}我们先说最要紧的部分。", f"有的，{topic}还可以换个方式来做。"]
+    else:
+        inter = [
+            f"you are right, but the schedule is tight for {topic}",
+            f"wait, is there another way to do {topic}",
+        ]
+        replies = [
+            f"Understood, let us start with the key part of {topic}.",
+            f"Yes, there is a simpler way to do {topic}.",
+        ]
+    n = inp["counts"]["interruptions"]
+    out["interruptions"] = (inter * 3)[:n]
+    out["interruption_replies"] = (replies * 3)[:n]
+    return out
 
 
 def _material(inp: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +199,10 @@ def _chain(inp: dict[str, Any]) -> dict[str, Any]:
     return {"nodes": nodes}
 
 
+RESPONDERS_V2: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "actions": _actions_v2,
+    "duplex_material": _material_v2,
+}
 RESPONDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dialogue": _topic_dialogue,
     "actions": _actions,
@@ -176,6 +236,10 @@ def _inject(task: str, answer: dict[str, Any], fault: str) -> dict[str, Any]:
             return False
 
         poison(answer)
+    elif fault == "no_planning" and task == "actions":
+        answer["requests"][0]["actions"][0]["planning"] = None
+    elif fault == "no_replies" and task == "duplex_material":
+        answer["interruption_replies"] = answer.get("interruption_replies", [])[:1] + ["extra", "extra"]
     elif fault == "schema":
         answer = {"unexpected": True, "data": answer}
     return answer
@@ -334,7 +398,10 @@ class FakeOpenAIServer:
         if fault == "slow":
             await asyncio.sleep(self.slow_s)
         m = _INPUT.search(first_user)
-        answer = RESPONDERS[task](json.loads(m.group(1))) if m and task in RESPONDERS else {}
+        version_m = _VERSION.search(messages[0]["content"])
+        responders = RESPONDERS_V2 if version_m and int(version_m.group(1)) >= 2 else {}
+        responder = responders.get(task) or RESPONDERS.get(task)
+        answer = responder(json.loads(m.group(1))) if m and responder else {}
         answer = _inject(task, answer, fault)
         content = json.dumps(answer, ensure_ascii=False)
         finish = "stop"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from duplexloom.annotators import AnnotatorConfig, LLMConfig, annotate_batch, chains, cognition
+from duplexloom.annotators.batch import dialogue_text
+from duplexloom.annotators.dedup import find_near_duplicates
 from duplexloom.annotators.responses import CognitionOut
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation, CognitionEntry, ThinkingNode
@@ -72,8 +75,8 @@ def test_every_fault_ends_in_success_or_reject_and_no_seed_is_lost():
             assert isinstance(res, Annotation), (seed.id, res)
             (act,) = res.turns[0].actions
             assert act.anchor in res.turns[0].text and act.name == "search_online_video"
-            assert res.provenance["actions"] == "llm:fake-model:actions.v1"
-            assert len(res.prompt_hashes["actions.v1"]) == 64
+            assert res.provenance["actions"] == "llm:fake-model:actions.v2"
+            assert len(res.prompt_hashes["actions.v2"]) == 64
         else:
             assert isinstance(res, Reject), (seed.id, res)
             assert (res.record_id, res.stage, res.code) == (seed.id, "annotate", expected)
@@ -141,11 +144,15 @@ def test_families_over_llm_and_near_duplicates():
             r.record_id if isinstance(r, Reject) else r.seed_id: r
             for r in annotate_batch(seeds, llm_config(srv), run_seed=0)
         }
-    assert res["t1"].provenance["turns"] == "llm:fake-model:dialogue.v1"
-    assert isinstance(res["t2"], Reject) and res["t2"].code == "near_duplicate"
+    assert res["t1"].provenance["turns"] == "llm:fake-model:dialogue.v2"
+    # near-duplicates across seeds are the run-wide step's business (pipelines/dedup.py), not a batch's
+    texts = [(k, dialogue_text(res[k])) for k in ("t1", "t2", "t3")]
+    assert find_near_duplicates(texts) == {"t2": ("t1", find_near_duplicates(texts)["t2"][1])}
     assert isinstance(res["t3"], Annotation)
     assert res["zh-interrupt"].interruptions[0].startswith("你说得对")
-    assert res["zh-interpret"].turns[0].translation
+    interp = res["zh-interpret"]
+    assert [t.role for t in interp.turns] == ["user", "assistant"]
+    assert interp.turns[0].translation and interp.turns[1].text == interp.turns[0].translation
     think = res["zh-think"]
     (stream,) = think.cognition
     pieces = cognition.segment_per_second(qa[0]["text"], "zh", AnnotatorConfig().speech_rate_zh_chars_per_s)
@@ -213,3 +220,85 @@ def test_chain_checks():
         with pytest.raises(RejectError) as e:
             chains.check(nodes, turns)
         assert e.value.code == code
+
+
+def _system_prompts(srv: FakeOpenAIServer, task: str) -> list[str]:
+    return [
+        r["messages"][0]["content"]
+        for r in srv.requests
+        if r["messages"][0]["content"].startswith(f"Task: {task}")
+    ]
+
+
+def test_v2_tool_calls_carry_planning_and_the_reply_fits_the_call():
+    qa = [{"role": "user", "text": "车里有点热,帮我打开空调"}, {"role": "assistant", "text": "嗯。"}]
+    seeds = [
+        Seed(id="zh-tc", lang="zh", kind="tool_request", family="toolcall", turns=qa),
+        request_seed("cooking"),  # en, a search call: the reply answers with content
+        Seed(id="noplan", lang="en", kind="tool_request", family="toolcall", turns=request_seed("x").turns),
+    ]
+    with FakeOpenAIServer(script={"about x": ["no_planning", "no_planning"]}) as srv:
+        res = {
+            (r.record_id if isinstance(r, Reject) else r.seed_id): r
+            for r in annotate_batch(seeds, llm_config(srv), run_seed=0)
+        }
+        prompts = _system_prompts(srv, "actions")
+    assert prompts and all("planning" in p and "repeats the argument values" in p for p in prompts)
+    zh = res["zh-tc"]
+    (act,) = zh.turns[0].actions
+    assert act.planning and re.search(r"[\u4e00-\u9fff]", act.planning)
+    assert zh.turns[1].role == "assistant" and zh.turns[1].text == "好的，空调已打开，现在是二十四度。"
+    en = res["cooking"]
+    (act,) = en.turns[0].actions
+    assert act.planning and en.turns[1].text == f"I found three videos about {act.parameters['query']}."
+    assert isinstance(res["noplan"], Reject) and res["noplan"].code == "llm_invalid_output"
+    assert "planning" in res["noplan"].detail
+
+
+def test_v2_interruptions_are_on_topic_with_replies():
+    qa = [
+        {"role": "user", "text": "How long does it take to drive to the airport"},
+        {"role": "assistant", "text": "About forty minutes, the traffic is heavy."},
+    ]
+    seeds = [Seed(id=f"i{k}", lang="en", family="interrupt", turns=qa) for k in range(2)]
+    with FakeOpenAIServer(script={'"counts"': ["ok", "no_replies", "no_replies"]}) as srv:
+        ok, bad = annotate_batch(seeds, llm_config(srv, max_in_flight=1), run_seed=0)
+        prompts = _system_prompts(srv, "duplex_material")
+    assert all("same topic" in p and "interruption_replies" in p for p in prompts)
+    assert len(ok.interruption_replies) == len(ok.interruptions) == 2
+    assert all("airport" in t for t in ok.interruptions) and all(
+        "airport" in r for r in ok.interruption_replies
+    )
+    assert ok.interruptions[0].startswith("you are right, but")
+    assert ok.provenance["interruption_replies"] == "llm:fake-model:duplex_material.v2"
+    assert isinstance(bad, Reject) and bad.code == "llm_invalid_output"
+
+
+def test_prompt_version_1_reproduces_v1():
+    from duplexloom.annotators import templates
+
+    seeds = [
+        request_seed("videos"),
+        Seed(id="i", lang="en", family="interrupt", turns=request_seed("v").turns),
+    ]
+    seeds[1] = Seed(
+        id="i",
+        lang="en",
+        family="interrupt",
+        turns=[
+            {"role": "user", "text": "what is a comet"},
+            {"role": "assistant", "text": "A ball of ice and dust."},
+        ],
+    )
+    with FakeOpenAIServer() as srv:
+        cfg = llm_config(srv).model_copy(update={"prompt_version": 1})
+        tc, inter = annotate_batch(seeds, cfg, run_seed=0)
+        sent = [r["messages"][0]["content"] for r in srv.requests]
+    assert tc.provenance["actions"] == "llm:fake-model:actions.v1"
+    assert inter.provenance["interruptions"] == "llm:fake-model:duplex_material.v1"
+    assert inter.interruption_replies == () and "interruption_replies" not in inter.provenance
+    assert not any("Version:" in s for s in sent)
+    v1_head = templates.prompt("actions", 1).system.split("{{catalog}}")[0]
+    assert any(s.startswith(v1_head) for s in sent)
+    assert templates.prompt("cognition", 1).key == "cognition.v1"
+    assert templates.prompt("actions").key == "actions.v2"

@@ -3,7 +3,7 @@ synthesizer's own timings, side by side on three sets, plus the aligner's and es
 factors.
 
 ``make bench BENCH=speech`` (env ``BENCH_SPEECH_N``: utterances per set, default 120; the festival
-set uses half as many per voice).
+set uses half as many per voice; ``BENCH_SPEECH_MODEL_DIR``: another run of the training script).
 
 - (a) ``train-dist``: the training distribution: training espeak-ng variants and accents, training
   words, through the training augmentation chain (:mod:`duplexloom.aligners.augment`), fresh
@@ -176,7 +176,8 @@ def row(name: str, lang: str, d: dict[str, np.ndarray]) -> str:
 
 def main() -> None:
     n = int(os.environ.get("BENCH_SPEECH_N", "120"))
-    aligner = get_aligner("tiny", threads=1)  # one torch thread, as in the pipeline
+    model_dir = os.environ.get("BENCH_SPEECH_MODEL_DIR") or None
+    aligner = get_aligner("tiny", threads=1, model_dir=model_dir)  # one torch thread, as in the pipeline
     sets: list[tuple[str, list[Case]]] = []
     a_cases, _, _ = espeak_cases("train", n, 20_260_001, augment=True)
     sets.append(("(a) train-dist", a_cases))

@@ -116,6 +116,18 @@ def test_hostile_corpus_has_many_kinds_and_every_line_is_a_seed_or_a_data_reject
     assert crlf is not None and not CONTROL.search(crlf.turns[0].text)
 
 
+def test_an_endless_line_is_one_reject_and_the_next_line_still_counts(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    good = json.dumps({"id": "after", "lang": "en", "turns": [{"role": "user", "text": "Hi."}]})
+    with open(path, "wb") as f:
+        f.write(b'{"id": "endless", "text": "' + b"a" * (2 * MAX_LINE_BYTES + 17) + b'"}\r\n')
+        f.write(good.encode() + b"\n\n")
+    lines = list(ReadSeedLines().process(str(path)))
+    assert [(line.lineno, len(line.raw) <= MAX_LINE_BYTES + 1) for line in lines] == [(1, True), (2, True)]
+    parsed = [parse_line(line) for line in lines]
+    assert parsed[0].reject.code == "line_too_long" and parsed[1].seed.id == "after"
+
+
 def test_hostile_corpus_never_crashes_a_run_and_no_control_character_reaches_a_sample(tmp_path):
     seeds = tmp_path / "hostile.jsonl"
     shutil.copy(HOSTILE, seeds)
@@ -176,6 +188,7 @@ def test_preflight_finds_config_mistakes_before_any_work(tmp_path):
         ["--out", "{file}"],
         ["--out", ""],
         ["--out", "{file}/sub"],
+        ["--out", "nosuchfs://bucket/run"],  # like gs:// without the gcp extra
         ["--seeds", "{dir}"],
         ["--runner=NoSuchRunner"],
         ["--set", "serializer.layouts=[bogus]"],
@@ -183,6 +196,7 @@ def test_preflight_finds_config_mistakes_before_any_work(tmp_path):
         ["--set", "serializer.tokenizer={file}"],
         ["--set", "shards.num_shards=many"],
         ["--config", "{dir}/missing.yaml"],
+        ["--config", "{bad_yaml}"],
         ["--set", "no_equals_sign"],
         ["--set"],
     ],
@@ -191,7 +205,9 @@ def test_cli_errors_are_one_line_and_exit_2(args, tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("{}")
     (tmp_path / "dir").mkdir()
-    argv = [a.format(file=a_file, dir=tmp_path / "dir") for a in args]
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("shards: [unclosed\n  num_shards: 3\n")
+    argv = [a.format(file=a_file, dir=tmp_path / "dir", bad_yaml=bad_yaml) for a in args]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     try:
@@ -353,3 +369,75 @@ def test_a_run_that_raises_leaves_no_spool(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="a bug in the shard writer"):
         run(cfg_for(out, seeds, "qa_report=false"))
     assert out.exists() and not (out / "_work").exists()
+
+
+# ---- model handlers in multi-threaded workers (the multiprocessing determinism test) -----------
+
+
+@pytest.fixture(scope="module")
+def spoken_item():
+    from duplexloom.pipelines.plan import SpeakItem
+    from duplexloom.pipelines.tts import Spoken
+    from duplexloom.tts_adapters import get_tts
+    from duplexloom.tts_adapters.speakers import load_library
+
+    speaker = load_library(None).speakers[0]
+    text = "hello there my friend"
+    result = get_tts("espeak", sample_rate=16000).synthesize([text], speaker, "en")[0]
+    return Spoken(SpeakItem("s1", "u1", "user", "en", text, speaker), result)
+
+
+def test_an_aligner_handler_copy_works_with_the_model_another_copy_loaded(spoken_item, tmp_path):
+    """Beam shares a loaded model between the DoFn copies of a process and calls load_model on
+    one copy only; the other copies (other bundle threads) must still work."""
+    import pickle
+
+    from duplexloom.pipelines.align import AlignerModelHandler
+
+    handler = AlignerModelHandler("tiny", {}, 4, True, "reject", str(tmp_path / "align"), 1)
+    first, second = pickle.loads(pickle.dumps(handler)), pickle.loads(pickle.dumps(handler))
+    model = first.load_model()
+    a = first.run_inference([spoken_item], model)[0].inference
+    b = second.run_inference([spoken_item], model)[0].inference
+    assert a.reject is None and a.words and a.words == b.words
+
+
+def test_model_handlers_set_torch_threads_on_the_thread_that_runs_them(spoken_item, tmp_path):
+    """torch's intra-op thread count is per thread (OpenMP): a bundle thread that used torch with
+    another count keeps it after set_num_threads on the loading thread, and the aligner's
+    log-probabilities differ between 1 and 2 threads (seen: 7.6e-6 on a 6 s track)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from duplexloom.pipelines.align import AlignerModelHandler
+    from duplexloom.pipelines.tts import TTSModelHandler
+
+    aligner = AlignerModelHandler("tiny", {}, 4, True, "reject", None, 1)
+    tts = TTSModelHandler("espeak", {"sample_rate": 16000}, None, 4, "reject", 1)
+    try:
+        for handler, item in ((aligner, spoken_item), (tts, spoken_item.item)):
+            torch.set_num_threads(2)
+            with ThreadPoolExecutor(1) as pool:  # a bundle thread that used torch before the load
+                assert pool.submit(torch.get_num_threads).result() == 2
+                model = handler.load_model()  # on another thread: sets 1 there
+                assert torch.get_num_threads() == 1 and pool.submit(torch.get_num_threads).result() == 2
+                pool.submit(handler.run_inference, [item], model).result()
+                assert pool.submit(torch.get_num_threads).result() == 1
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_annotation_texts_refuse_control_characters_whatever_wrote_them():
+    """The LLM's texts go through the same records: an ANSI escape or a NUL is a validation error
+    (the client asks again, then rejects), never a word on a track or the action channel."""
+    from pydantic import ValidationError
+
+    from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn
+
+    for bad in ("\x1b[31mred", "nul\x00", "del\x7f", "csi\x9b"):
+        with pytest.raises(ValidationError, match="control character"):
+            AnnotatedTurn(role="user", text=bad)
+    with pytest.raises(ValidationError, match="control character"):
+        AnnotatedAction(name="open_app", anchor="open", planning="plan\x1b")
+    assert AnnotatedTurn(role="user", text="two\nlines\tand a tab").text == "two\nlines\tand a tab"

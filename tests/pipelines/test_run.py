@@ -98,11 +98,12 @@ def test_every_line_ends_in_a_sample_or_a_reject(first_run, seeds_file):
 
 def test_shards_manifest_and_samples_agree(first_run):
     out, summary = first_run
-    keys = []
+    keys, audio_s = [], {}
     for tar in sorted((out / "shards").glob("*.tar")):
         with open(tar, "rb") as f:
             for key, members in iter_shard(f):
                 s = decode_sample(key, members)
+                audio_s[key] = len(s.user_audio) / s.meta.timeline.sample_rate
                 assert (
                     len(s.user_audio)
                     == len(s.assistant_audio)
@@ -112,6 +113,7 @@ def test_shards_manifest_and_samples_agree(first_run):
                 keys.append(key)
     table = pq.read_table(out / "manifest.parquet").to_pylist()
     assert sorted(keys) == [r["key"] for r in table]
+    assert {r["key"]: r["duration_s"] for r in table} == pytest.approx(audio_s)  # the audio's duration
     assert len(keys) == summary["accounting"]["samples_out"]
     assert summary["audio_hours"]["sessions"] > 0 and summary["config"]["shards"]["num_shards"] == 3
     assert (out / "config.yaml").exists() and summary["versions"]["apache-beam"]

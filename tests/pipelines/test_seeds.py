@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS
-from duplexloom.pipelines.run import DEFAULT_SEEDS
+from duplexloom.pipelines.run import DEFAULT_SEEDS, FULL_SEEDS
 from duplexloom.pipelines.seeds import (
     PLANS,
     InputError,
@@ -93,15 +93,46 @@ def test_unreadable_input_is_a_clear_error(tmp_path):
         resolve_inputs([str(tmp_path / "missing.jsonl")])
 
 
-def test_bundled_samples_are_plenty_and_valid():
-    seeds = [parse_seed_line(line.encode()) for line in open(DEFAULT_SEEDS, encoding="utf-8") if line.strip()]
-    assert len(seeds) >= 60
+def _load(path) -> list:
+    return [parse_seed_line(line.encode()) for line in open(path, encoding="utf-8") if line.strip()]
+
+
+def test_bundled_demo_slice_is_representative():
+    seeds = _load(DEFAULT_SEEDS)
+    assert 60 <= len(seeds) <= 80  # `make demo` must stay under two minutes on 2 cores
     assert {s.lang for s in seeds} == {"zh", "en"}
     assert {"qa", "dialogue", "tool_request"} <= {s.kind for s in seeds}
-    tools = {a["name"] for s in seeds for a in s.meta.get("actions", [])} | {
-        t for s in seeds for t in s.tools
-    }
-    assert len(tools) >= 25
+    assert all(s.family is None for s in seeds)  # the family mix decides, not the seed
+    full = {s.id: s for lang in ("en", "zh") for s in _load(FULL_SEEDS / f"{lang}.jsonl")}
+    assert all(full[s.id] == s for s in seeds)  # a slice of the full set, not other seeds
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_full_seed_set_is_large_varied_and_bilingual(lang):
+    from duplexloom.annotators.checks import check_actions
+    from duplexloom.annotators.dedup import find_near_duplicates
+    from duplexloom.prompts import load_catalog
+    from duplexloom.schemas.annotation import AnnotatedAction
+
+    seeds = _load(FULL_SEEDS / f"{lang}.jsonl")
+    assert len(seeds) >= 200 and {s.lang for s in seeds} == {lang}
+    assert len({s.topic for s in seeds}) >= 100
+    assert {"qa", "dialogue", "tool_request"} <= {s.kind for s in seeds}
+    tools = set()
+    for s in seeds:
+        n_user = sum(1 for t in s.turns if t.role == "user")
+        given = s.meta.get("translations") or [s.meta["translation"]]
+        assert len(given) == n_user and all(given)  # interpret: a translation per user turn
+        # spoken text has no digits: the aligners have no labels for them (numbers are spelled out)
+        assert not any(ch.isdigit() for text in [*(t.text for t in s.turns), *given] for ch in text), s.id
+        if s.kind == "tool_request":
+            actions = [AnnotatedAction.model_validate(a) for a in s.meta["actions"]]
+            check_actions(s.turns[0].text, actions)
+            assert all(a.planning for a in actions)
+            tools |= {a.name for a in actions}
+    assert tools == set(load_catalog())  # every SPEC 9 function asked for in each language
+    texts = [(s.id, " ".join(t.text for t in s.turns)) for s in seeds]
+    assert find_near_duplicates(texts) == {}
 
 
 def test_read_seeds_stage_accounts_for_every_line(tmp_path):

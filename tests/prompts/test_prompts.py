@@ -24,7 +24,9 @@ SPEC_NAMES = [
     "search_food",
     "query_weather",
     "make_call",
-    "car_alarm",
+    "set_car_alarm",
+    "set_pet_car_setting",
+    "change_navigation_route",
     "search_along_route",
     "generate_text_resource",
 ]
@@ -122,3 +124,15 @@ def test_prompt_hashes_are_sha256_of_the_files():
 
     raw = resources.files("duplexloom.prompts").joinpath("labels.json").read_bytes()
     assert json.loads(raw)["zh"]["response"][0] == "用户发言结束"
+
+
+def test_catalog_names_are_exactly_spec_section_9():
+    """SPEC section 9 lists DuplexSLA's 50 function names; the catalog must hold exactly those."""
+    from pathlib import Path
+
+    spec = (Path(__file__).parents[2] / "docs" / "SPEC.md").read_text(encoding="utf-8")
+    section = spec.split("## 9. Tool calling", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"`([^`]+)`", section.split("match is not penalised:", 1)[1])
+    names = [n for chunk in listed for n in chunk.split()]
+    assert len(names) == 50 and len(set(names)) == 50
+    assert set(names) == set(load_catalog())

@@ -64,3 +64,38 @@ def _ann(fam, lang):
     if fam == "toolcall":
         return tool_annotation(lang, fam)
     return en_annotation(fam) if lang == "en" else zh_annotation(fam)
+
+
+def test_any_seed_into_any_family_shares_follow_the_mix():
+    """The bundled full seed set drawn through the demo mix: every seed serves its drawn family
+    offline (no substitution needed), and the shares are within sampling error of the mix."""
+    import json
+    from collections import Counter
+
+    from duplexloom.annotators import AnnotatorConfig, annotate_batch
+    from duplexloom.pipelines.config import load_config
+    from duplexloom.pipelines.run import FULL_SEEDS
+    from duplexloom.schemas import Seed
+    from duplexloom.schemas.annotation import Annotation
+
+    cfg = load_config(None, [])
+    tcfg = cfg.timeline_config()
+    seeds = [
+        Seed(**json.loads(line))
+        for p in sorted(FULL_SEEDS.glob("*.jsonl"))
+        for line in p.open(encoding="utf-8")
+    ]
+    drawn = {s.id: choose_family(s.family, tcfg, cfg.run_seed, s.id) for s in seeds}
+    results = annotate_batch(
+        seeds, AnnotatorConfig(), run_seed=cfg.run_seed, family_for=lambda s: drawn[s.id]
+    )
+    assert all(isinstance(r, Annotation) for r in results), [
+        r for r in results if not isinstance(r, Annotation)
+    ][:3]
+    assert all(r.family == drawn[r.seed_id] and "family_substitution" not in r.provenance for r in results)
+    shares = Counter(r.family for r in results)
+    total = sum(tcfg.family_mix.values())
+    for fam, w in tcfg.family_mix.items():
+        assert abs(100 * shares[fam] / len(results) - 100 * w / total) < 6, (fam, shares)
+    kinds = {(s.kind, drawn[s.id]) for s in seeds}
+    assert {("qa", "toolcall"), ("qa", "interpret"), ("qa", "think"), ("tool_request", "interrupt")} <= kinds

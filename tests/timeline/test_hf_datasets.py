@@ -132,3 +132,42 @@ def test_datasets_loads_every_sample_with_audio(tmp_path) -> None:
     samples_ = decoded.get_all_samples() if hasattr(decoded, "get_all_samples") else None
     array = samples_.data.numpy()[0] if samples_ is not None else np.asarray(decoded["array"])
     np.testing.assert_allclose(array, samples[5][4], atol=1e-4)
+
+
+def test_shards_of_a_real_run_load_with_their_audio(tmp_path) -> None:
+    """The job's own shards (bundled seeds of several kinds, offline annotator, espeak-ng) load."""
+    import json
+
+    from duplexloom.pipelines.config import load_config
+    from duplexloom.pipelines.run import DEFAULT_SEEDS, run
+
+    # bundled demo seeds whose drawn families differ (asr_assistant, dialogue, pause, toolcall, interpret, think)
+    pick = {"zh-qa-07", "en-dlg-02", "en-tool-12", "zh-tool-13", "zh-tool-12", "en-qa-98", "zh-qa-49"}
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        "".join(line for line in open(DEFAULT_SEEDS, encoding="utf-8") if json.loads(line)["id"] in pick),
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    cfg = load_config(None, [f"output.dir={out}", f"input.seeds=['{seeds}']", "shards.num_shards=1",
+                             "progress=false"])  # fmt: skip
+    summary, _ = run(cfg, [])
+    assert summary["accounting"]["samples_out"] == len(pick)
+    datasets.disable_progress_bars()
+    ds = datasets.load_dataset(
+        "webdataset",
+        data_files=[str(out / "shards" / "000000.tar")],
+        split="train",
+        cache_dir=str(tmp_path / "hf"),
+    ).cast_column("assistant.flac", datasets.Audio(decode=False))
+    assert len(ds) == len(pick)
+    families = set()
+    for row in ds:
+        meta = meta_from_json(row["json"])
+        families.add(meta.family)
+        audio, sr = sf.read(io.BytesIO(row["assistant.flac"]["bytes"]), dtype="float32")
+        assert (
+            sr == meta.timeline.sample_rate
+            and len(audio) == len(chunks_from_json(row["chunks.json"])) * CHUNK
+        )
+    assert len(families) >= 3
