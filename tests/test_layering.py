@@ -55,7 +55,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": frozenset(PACKAGES) | frozenset(ROOT_MODULES),
     "root": frozenset(),  # duplexloom/__init__.py
 }
-BEAM_LAYERS = frozenset({"pipelines", "storage", "cli"})  # cli: it calls storage's option helpers
+BEAM_LAYERS = frozenset({"pipelines", "storage"})
 NO_TORCH_LAYERS = frozenset({"schemas", "prompts", "timeline"})
 THIRD_PARTY = {"apache_beam": "beam", "torch": "torch", "torchaudio": "torch"}
 
