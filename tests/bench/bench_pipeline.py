@@ -53,7 +53,16 @@ def child(out: str, cache: str, seeds: str, prompt_change: str) -> None:
     from duplexloom.pipelines.run import run
 
     cfg = load_config(
-        None, [f"output.dir={out}", f"output.cache_dir={cache}", f"input.seeds=['{seeds}']", "progress=false"]
+        None,
+        [
+            f"output.dir={out}",
+            f"output.cache_dir={cache}",
+            f"input.seeds=['{seeds}']",
+            "progress=false",
+            # the repeated seeds are the same texts under new ids: the run-wide near-duplicate filter
+            # would drop them, and the bench needs them to scale the number of samples
+            "annotator.dedup_threshold=100",
+        ],
     )
     summary, result = run(cfg, [])
     busy = {}
