@@ -21,20 +21,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.project_files import PACKAGES, ROOT
 
-# folder -> layer name (the folders are installed as duplexloom.<folder>, pyproject.toml)
-PACKAGES = (
-    "schemas",
-    "prompts",
-    "timeline",
-    "tts_adapters",
-    "aligners",
-    "annotators",
-    "qa",
-    "trainer",
-    "pipelines",
-)
 # Modules of the ``duplexloom`` folder itself, each its own layer.
 ROOT_MODULES = ("storage", "audio", "localfs", "cli")
 
@@ -63,10 +51,6 @@ THIRD_PARTY = {"apache_beam": "beam", "torch": "torch", "torchaudio": "torch"}
 # layer). The test fails on any edge not listed here, and on a listed edge that is gone (so the
 # list shrinks as they are fixed).
 ALLOWED: dict[tuple[str, str], str] = {
-    # families.py falls back to the embedded speaker library when the caller passes none
-    # (load_default_library). The file is being changed by issue 16; the fix is for the caller
-    # (pipelines/plan.py) to always pass the library and to drop the fallback.
-    ("duplexloom.timeline.families", "tts_adapters"): "issue 16 owns timeline/families.py",
     # The tiny aligner's training-data builder synthesizes its corpus with the espeak backend and
     # the speaker library: a tool that drives TTS to train the aligner, not part of the aligner
     # the pipeline loads. It belongs in a tool module above both packages.

@@ -4,21 +4,10 @@ contract travels with the code: DESIGN.md rule 12)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = (
-    "schemas",
-    "prompts",
-    "timeline",
-    "tts_adapters",
-    "aligners",
-    "annotators",
-    "qa",
-    "trainer",
-    "pipelines",
-    "duplexloom",
-)
+from tests.project_files import PACKAGES, ROOT
+
+FOLDERS = (*PACKAGES, "duplexloom")
 # "SPEC 8", "SPEC section 7", "SPEC sections 5-7", "SPEC §15" (a range cites its first section)
 CITE = re.compile(r"SPEC(?: sections?| §)? ?(\d+)")
 HEADING = re.compile(r"^## (\d+)\. ", re.MULTILINE)

@@ -13,14 +13,19 @@ Reject codes: ``unknown_family`` (a seed asks for a family that does not exist);
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from duplexloom.schemas import ActionObject, RejectError, Speaker, Timeline
 
 from .config import FAMILIES, TimelineConfig, session_rng
 
-if TYPE_CHECKING:  # the speaker library lives in tts_adapters; imported lazily (no torch here)
-    from duplexloom.tts_adapters.speakers import SpeakerLibrary
+
+class SpeakerLibrary(Protocol):
+    """What planning needs of a speaker library (``tts_adapters.SpeakerLibrary`` is one): the
+    timeline depends on this shape, not on ``tts_adapters/`` (tests/test_layering.py)."""
+
+    def pick_pair(self, run_seed: int, session_id: str, lang: str) -> tuple[Speaker, Speaker]: ...
+
 
 STAGE_FAMILY = "family"
 
@@ -59,19 +64,12 @@ def family_system_prompt(family: str, lang: str, assistant_name: str) -> str:
     return system_prompt(family, lang, assistant_name)
 
 
-def load_default_library() -> SpeakerLibrary:
-    """The embedded speaker library (18 canonical assistant voices)."""
-    from duplexloom.tts_adapters.speakers import load_library
-
-    return load_library()
-
-
 def pick_speakers(
-    run_seed: int, session_id: str, lang: str, library: SpeakerLibrary | None = None
+    run_seed: int, session_id: str, lang: str, library: SpeakerLibrary
 ) -> tuple[Speaker, Speaker]:
-    """(user, assistant) for the session, seeded by (run seed, session id, "speakers")."""
-    lib = library if library is not None else load_default_library()
-    return lib.pick_pair(run_seed, session_id, lang)
+    """(user, assistant) for the session, seeded by (run seed, session id, "speakers"); the caller
+    passes the library (``tts_adapters.load_library``): the timeline never loads one itself."""
+    return library.pick_pair(run_seed, session_id, lang)
 
 
 # ---- the action channel of each family (SPEC section 11 table) -------------------------------

@@ -27,28 +27,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from duplexloom.prompts import label_phrases, validate_arguments
-from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Speaker, Timeline, Utterance
+from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Timeline, Utterance
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
 from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, SessionPlan
 
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
-from .families import choose_family, family_system_prompt, pick_speakers
+from .families import SpeakerLibrary, choose_family, family_system_prompt, pick_speakers
 from .sound import cover_sound
 from .timing import check_timing
-
-
-class SpeakerLibrary(Protocol):
-    """What planning needs of a speaker library (``tts_adapters.SpeakerLibrary`` is one): the
-    timeline depends on this shape, not on ``tts_adapters/`` (tests/test_layering.py)."""
-
-    def pick_pair(self, run_seed: int, session_id: str, lang: str) -> tuple[Speaker, Speaker]: ...
-
 
 Lang = Literal["zh", "en"]
 
@@ -164,7 +156,8 @@ def plan_session(
     config: TimelineConfig,
     run_seed: int,
     session_id: str | None = None,
-    library: SpeakerLibrary | None = None,
+    *,
+    library: SpeakerLibrary,
 ) -> SessionPlan:
     """Decide family, speakers, texts to speak and every random draw of one session.
 

@@ -31,24 +31,21 @@ def _session(ann, seed=1, cfg=CFG):
     return build_session(plan, make_clips(plan), cfg, seed)
 
 
+def _check(key, tl, chunks, user, assistant, channel):
+    """``check_sample`` with both tracks padded to the chunks (as the shard writer does)."""
+    n = len(chunks) * chunk_samples(tl.sample_rate)
+    pad = lambda a: np.pad(a, (0, n - a.shape[0]))  # noqa: E731
+    return check_sample(key, tl, chunks, pad(user), pad(assistant), action_channel=channel)
+
+
 def _score(built, timeline=None, user=None, assistant=None, channel=None):
     tl = timeline if timeline is not None else built.timeline
     channel = channel if channel is not None else action_channel(tl.family)
     tl = keep_channel(tl, channel)
     chunks = serialize(tl, tokenizer=TOK, asr_sides=asr_sides(channel), check=False)
-    n = len(chunks) * chunk_samples(tl.sample_rate)
-
-    def pad(a):
-        return np.pad(a, (0, n - a.shape[0]))
-
-    return check_sample(
-        "key-1",
-        tl,
-        chunks,
-        pad(built.user_audio if user is None else user),
-        pad(built.assistant_audio if assistant is None else assistant),
-        action_channel=channel,
-    )
+    user = built.user_audio if user is None else user
+    assistant = built.assistant_audio if assistant is None else assistant
+    return _check("key-1", tl, chunks, user, assistant, channel)
 
 
 @pytest.mark.parametrize(
@@ -108,15 +105,8 @@ def test_wrong_family_content_is_caught():
     assert rep.passed  # an explicit override of the table is allowed ...
     tl = built.timeline
     chunks = serialize(keep_channel(tl, ("asr_user",)), tokenizer=TOK, asr_sides=("user",), check=False)
-    n = len(chunks) * chunk_samples(tl.sample_rate)
-    rep = check_sample(
-        "key-2",
-        tl,
-        chunks,
-        np.pad(built.user_audio, (0, n - built.user_audio.shape[0])),
-        np.pad(built.assistant_audio, (0, n - built.assistant_audio.shape[0])),
-        action_channel=None,  # ... but against SPEC 11's table for dialogue, it is wrong
-    )
+    # ... but against SPEC 11's table for dialogue (no override recorded), it is wrong
+    rep = _check("key-2", tl, chunks, built.user_audio, built.assistant_audio, None)
     assert reject_code(rep) == "semantic_channel" and rep.failures[0].chunk is not None
     # an asr_assistant sample must not carry the user's words
     asr = _session(en_annotation("asr_assistant"), seed=2)
@@ -124,14 +114,7 @@ def test_wrong_family_content_is_caught():
     assert rep.passed, rep.describe()
     tl = asr.timeline
     chunks = serialize(tl, tokenizer=TOK, asr_sides=("user",), check=False)
-    n = len(chunks) * chunk_samples(tl.sample_rate)
-    rep = check_sample(
-        "key-3",
-        tl,
-        chunks,
-        np.pad(asr.user_audio, (0, n - asr.user_audio.shape[0])),
-        np.pad(asr.assistant_audio, (0, n - asr.assistant_audio.shape[0])),
-    )
+    rep = _check("key-3", tl, chunks, asr.user_audio, asr.assistant_audio, None)
     assert reject_code(rep) == "semantic_channel"
 
 
