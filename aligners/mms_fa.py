@@ -18,12 +18,13 @@ cores). Chinese is romanized with pypinyin. Input/output and reject codes: see :
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+from duplexloom.localfs import dir_sha256
 
 from .base import AlignerConfig, CTCAligner, register_aligner
 
@@ -39,17 +40,6 @@ def local_model_dir(config: MmsFaConfig) -> Path | None:
     """The local weights directory ``config`` names (config first, then the environment), if any."""
     d = config.model_dir or os.environ.get(MODEL_DIR_ENV) or None
     return Path(d) if d else None
-
-
-def dir_sha256(d: Path) -> str:
-    """sha256 over a directory's files (relative names and bytes, streamed)."""
-    h = hashlib.sha256()
-    for p in sorted(x for x in d.rglob("*") if x.is_file()):
-        h.update(str(p.relative_to(d)).encode("utf-8") + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def load_local(d: Path):

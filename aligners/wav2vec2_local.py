@@ -16,12 +16,12 @@ see :mod:`.base`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from duplexloom.localfs import dir_sha256
 from duplexloom.schemas.reject import MissingDependencyError
 
 from .base import AlignerConfig, CTCAligner, register_aligner
@@ -76,14 +76,7 @@ class Wav2Vec2LocalAligner(CTCAligner):
     def model_fingerprint(cls, config: Wav2Vec2LocalConfig) -> str:
         """sha256 over the checkpoint directory's files (names and bytes, streamed): a local
         checkpoint has no version, and a retrained one must not hit the old alignments."""
-        d = Path(config.model_dir)
-        h = hashlib.sha256()
-        for p in sorted(x for x in d.rglob("*") if x.is_file()):
-            h.update(str(p.relative_to(d)).encode("utf-8") + b"\0")
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        return f"wav2vec2_local:{h.hexdigest()}"
+        return f"wav2vec2_local:{dir_sha256(Path(config.model_dir))}"
 
     def __init__(self, config: Wav2Vec2LocalConfig) -> None:
         super().__init__(config)

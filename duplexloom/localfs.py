@@ -1,4 +1,6 @@
-"""Atomic writes to local disk: the one writer of the content-addressed caches (TTS audio,
+"""Local files: atomic writes and directory digests.
+
+Atomic writes to local disk: the one writer of the content-addressed caches (TTS audio,
 alignments, encoded audio). Paths that may be remote (``gs://``, ``s3://``) go through
 :func:`duplexloom.storage.write_atomic` instead; this module stays free of Beam so that
 ``tts_adapters/`` can use it (tests/test_layering.py).
@@ -11,9 +13,11 @@ No reject codes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
 
@@ -31,3 +35,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO]
     finally:
         if os.path.exists(tmp):  # the write or the rename failed: leave no temporary behind
             os.unlink(tmp)
+
+
+def dir_sha256(d: Path) -> str:
+    """sha256 over a directory's files (relative names and bytes, streamed): the fingerprint of a
+    local model checkpoint, which has no version of its own."""
+    h = hashlib.sha256()
+    for p in sorted(x for x in d.rglob("*") if x.is_file()):
+        h.update(str(p.relative_to(d)).encode("utf-8") + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
