@@ -269,15 +269,7 @@ def offline_streams(
             reply_text=turns[j].text,
         )
         check(out, pieces, lang, char_budget)
-        streams.append(
-            CognitionStream(
-                turn_index=i,
-                entries=tuple(out.entries),
-                voice_response=out.voice_response,
-                reply_text=out.reply_text,
-                heard_units=tuple(heard_counts(turn.text, lang, rate_per_s)),
-            )
-        )
+        streams.append(to_stream(i, out, turn.text, lang, rate_per_s))
         if max_turns is not None and len(streams) >= max_turns:
             break
     return tuple(streams)
@@ -358,3 +350,16 @@ def on_session_clock(annotation, timeline, config):
             )
         )
     return annotation.model_copy(update={"cognition": tuple(streams)})
+
+
+def to_stream(
+    turn_index: int, out: CognitionOut, user_text: str, lang: str, rate_per_s: float
+) -> CognitionStream:
+    """The annotation record of a checked cognition output (offline or LLM) for one user turn."""
+    return CognitionStream(
+        turn_index=turn_index,
+        entries=tuple(out.entries),
+        voice_response=out.voice_response,
+        reply_text=out.reply_text,
+        heard_units=tuple(heard_counts(user_text, lang, rate_per_s)),
+    )

@@ -291,15 +291,7 @@ class LLMAnnotator:
                 temperature=c.llm.cognition_temperature,
                 check=lambda o, pieces=pieces: cognition.check(o, pieces, seed.lang, budget),
             )
-            streams.append(
-                CognitionStream(
-                    turn_index=i,
-                    entries=tuple(out.entries),
-                    voice_response=out.voice_response,
-                    reply_text=out.reply_text,
-                    heard_units=tuple(cognition.heard_counts(turns[i].text, seed.lang, rate)),
-                )
-            )
+            streams.append(cognition.to_stream(i, out, turns[i].text, seed.lang, rate))
         return tuple(streams)
 
     async def _chain(self, seed: Seed, turns: list[AnnotatedTurn], user_idx: list[int]):
