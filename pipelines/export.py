@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +32,11 @@ from typing import Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from duplexloom import storage
 from duplexloom.audio import resample as _resample
 from duplexloom.schemas.reject import Reject, RejectError
 from duplexloom.schemas.utterance import TimedSpan, Utterance
-from duplexloom.timeline.sample_codec import DecodedSample, decode_sample, iter_shard
+from duplexloom.shardio import expand_shards, iter_shard_members
+from duplexloom.timeline.sample_codec import DecodedSample, decode_sample
 
 STAGE = "export"
 
@@ -86,20 +86,17 @@ def make_exporter(name: str, out_dir: Path, **options: object) -> Exporter:
 
 
 def match_shards(patterns: Sequence[str]) -> list[str]:
-    """Every shard path matched by the glob patterns, sorted, without duplicates."""
+    """Every shard path named by the specs (:func:`duplexloom.shardio.expand_shards`: globs, brace
+    ranges, folders), sorted, without duplicates."""
     paths: set[str] = set()
     for pattern in patterns:
-        paths.update(storage.match(pattern))
+        try:
+            paths.update(expand_shards(pattern))
+        except FileNotFoundError:
+            continue
     if not paths:
         raise FileNotFoundError(f"no shard matches {list(patterns)}")
     return sorted(paths)
-
-
-def iter_shard_members(paths: Sequence[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, members)`` of every sample of every shard, in shard order."""
-    for path in paths:
-        with storage.open_read(path, decompress_by_extension=True) as fileobj:
-            yield from iter_shard(fileobj)
 
 
 def decode_or_reject(key: str, members: dict[str, bytes]) -> DecodedSample:

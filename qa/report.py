@@ -31,20 +31,13 @@ import soundfile as sf
 
 from duplexloom.qa import plots
 from duplexloom.qa.checks import Violation
-from duplexloom.qa.shardio import (
-    exists,
-    expand_shards,
-    iter_shard_samples,
-    join,
-    parent,
-    read_bytes,
-    write_bytes,
-)
 from duplexloom.qa.stats import DatasetStats, find_histograms, reject_counts
 from duplexloom.qa.trace import html_rows
 from duplexloom.qa.validate import TokenizerResolver, iter_validated
 from duplexloom.schemas.tokens import CONTROL_LABELS, TOOLCALL_BEGIN, TOOLCALL_END
 from duplexloom.schemas.units import chunk_samples
+from duplexloom.shardio import expand_shards, iter_shard_samples, parent
+from duplexloom.storage import exists, join, read_bytes, write_bytes
 from duplexloom.timeline.clock import ChunkGrid
 from duplexloom.timeline.sample_codec import DecodedSample
 from duplexloom.timeline.tokenizer import Tokenizer

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from duplexloom.qa.shardio import expand_shards, iter_shard_samples
 from duplexloom.qa.trace import terminal_trace
+from duplexloom.shardio import expand_shards, iter_shard_samples
 from duplexloom.timeline.sample_codec import decode_sample
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 
 from duplexloom.qa.checks import Violation, check_decoded, check_members
 from duplexloom.qa.semantic import check_sample as check_semantics
-from duplexloom.qa.shardio import ShardSample, iter_shard_samples, read_bytes
 from duplexloom.schemas.reject import RejectError
+from duplexloom.shardio import ShardSample, iter_shard_samples
+from duplexloom.storage import read_bytes
 from duplexloom.timeline.sample_codec import DecodedSample, decode_sample
 from duplexloom.timeline.tokenizer import Tokenizer, load_tokenizer
 from duplexloom.timeline.validate import check_chunks, check_timeline

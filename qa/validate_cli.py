@@ -9,8 +9,8 @@ import json
 import sys
 
 from duplexloom.qa.checks import Violation
-from duplexloom.qa.shardio import expand_shards
 from duplexloom.qa.validate import TokenizerUnavailable, validate_shards
+from duplexloom.shardio import expand_shards
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.project_files import PACKAGES, ROOT
 
 # Modules of the ``duplexloom`` folder itself, each its own layer.
-ROOT_MODULES = ("storage", "audio", "localfs", "cli")
+ROOT_MODULES = ("storage", "shardio", "audio", "localfs", "cli")
 
 # What each layer may import of ours. ``cli`` is the command dispatcher (imports every command).
 MAY_IMPORT: dict[str, frozenset[str]] = {
@@ -34,10 +34,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "tts_adapters": frozenset({"schemas", "audio", "localfs"}),
     "aligners": frozenset({"schemas", "audio", "localfs"}),
     "annotators": frozenset({"schemas", "prompts", "timeline", "localfs"}),
-    "qa": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
-    "trainer": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
-    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "audio", "localfs"}),
+    "qa": frozenset({"schemas", "prompts", "timeline", "storage", "shardio", "localfs"}),
+    "trainer": frozenset({"schemas", "prompts", "timeline", "storage", "shardio", "localfs"}),
+    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "shardio", "audio", "localfs"}),
     "storage": frozenset(),
+    "shardio": frozenset({"storage", "schemas", "timeline"}),  # the one shard reader
     "audio": frozenset(),
     "localfs": frozenset(),
     "cli": frozenset(PACKAGES) | frozenset(ROOT_MODULES),

@@ -37,16 +37,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def shards_problem(what: str, spec: str) -> str | None:
-    """Why ``spec`` names no readable shard (one line), or ``None`` when every local one exists."""
-    from .data import expand_shards
+    """Why ``spec`` names no readable shard (one line), or ``None`` when every named one exists."""
+    from duplexloom.shardio import expand_shards
 
     try:
-        urls = expand_shards(spec)
-    except FileNotFoundError:
-        return f"{what} {spec!r} matches no shard"
-    missing = [u for u in urls if "://" not in u and not u.startswith("pipe:") and not Path(u).is_file()]
-    if missing:
-        return f"{what} {spec!r}: {len(missing)} shard(s) do not exist, e.g. {missing[0]}"
+        expand_shards(spec)
+    except FileNotFoundError as err:  # an unmatched glob or folder; a named tar that is not there
+        return (
+            f"{what} {spec!r} matches no shard"
+            if str(err).startswith("no shards")
+            else f"{what} {spec!r}: {err}"
+        )
     return None
 
 
@@ -54,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import torch  # noqa: F401  (imported here so `duplexloom --help` stays fast)
 
+    from duplexloom.shardio import expand_shards
+
     from .config import load_config
-    from .data import expand_shards
     from .evaluate import evaluate
     from .train import load_bundle, resolve_device, train
 

@@ -1,7 +1,7 @@
 """Streaming, shuffled WebDataset loading of shards into model batches.
 
-Input: shard tars written by ``timeline/sample_codec.shard_tar_bytes`` (local paths, or anything
-WebDataset's ``gopen`` opens: ``pipe:``, ``http(s)://``). Output: padded batches (dict of tensors)
+Input: shard tars written by ``timeline/sample_codec.shard_tar_bytes``, read by the one shard reader
+(:mod:`duplexloom.shardio`: local, ``gs://``, ``s3://``, ``pipe:``, ``http(s)://``). Output: padded batches (dict of tensors)
 built from :class:`sequence.Example`.
 
 Order is a pure function of (seed, epoch): shards are shuffled per epoch, split across loader
@@ -13,7 +13,6 @@ already trained on, sees exactly the same batches. Samples that raise :class:`Re
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import random
@@ -27,6 +26,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from duplexloom.schemas.reject import RejectError
+from duplexloom.shardio import iter_shard_members
 from duplexloom.timeline.sample_codec import DecodedSample, chunks_from_json, decode_sample, meta_from_json
 from duplexloom.timeline.tokenizer import Tokenizer
 
@@ -37,28 +37,10 @@ from .sequence import Example, build_example, crop_window
 from .vocab import PAD, ModelVocab
 
 
-def expand_shards(spec: str) -> list[str]:
-    """Shard list from a glob, a WebDataset brace pattern, or a comma-separated list (sorted, unique)."""
-    out: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        if "://" in part or part.startswith("pipe:"):
-            out += list(wds.shardlists.expand_urls(part))
-            continue
-        for pat in wds.shardlists.expand_urls(part):
-            hits = sorted(glob.glob(pat))
-            out += hits if hits else ([pat] if not any(ch in pat for ch in "*?[") else [])
-    urls = sorted(set(out))
-    if not urls:
-        raise FileNotFoundError(f"no shards match {spec!r}")
-    return urls
-
-
 def iter_raw(urls: list[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, members) of every sample of ``urls``, in order."""
-    for s in wds.tarfile_to_samples()(iter({"url": u} for u in urls)):
-        yield s["__key__"], {k: v for k, v in s.items() if not k.startswith("__")}
+    """(key, members) of every sample of ``urls``, in order (the one shard reader,
+    :func:`duplexloom.shardio.iter_shard_members`: local, ``gs://``, ``s3://``, ``pipe:``, ``http(s)://``)."""
+    return iter_shard_members(urls)
 
 
 def wds_audio(key: str, data: bytes) -> tuple[torch.Tensor, int] | None:

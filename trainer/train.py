@@ -26,11 +26,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from duplexloom.shardio import expand_shards
 from duplexloom.timeline.tokenizer import load_tokenizer
 
 from .codec import AudioCodec, ExternalCodec, codec_from_state, seed_for
 from .config import TrainConfig, dump_config
-from .data import ShardStream, expand_shards, fit_codec, fit_texts, make_loader, to_device_batch
+from .data import ShardStream, fit_codec, fit_texts, make_loader, to_device_batch
 from .features import FRAMES_PER_USER_FEATURE
 from .loss import REPORTED, LossStats, channel_loss, weight_table
 from .model import DuplexLM

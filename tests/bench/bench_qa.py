@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from duplexloom.qa.report import write_report
-from duplexloom.qa.shardio import expand_shards
 from duplexloom.qa.validate import validate_shards
+from duplexloom.shardio import expand_shards
 from tests.qa.fixtures import write_dataset
 
 

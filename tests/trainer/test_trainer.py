@@ -15,10 +15,11 @@ import torch
 from duplexloom.cli import main as duplexloom_main
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.tokens import ACTION_END, LABEL_RESPONSE, USER_AUDIO_BEGIN
+from duplexloom.shardio import expand_shards
 from duplexloom.timeline.sample_codec import decode_sample, encode_sample, iter_shard, shard_tar_bytes
 from duplexloom.trainer.codec import ExternalCodec, encode_codes_member
 from duplexloom.trainer.config import load_config
-from duplexloom.trainer.data import ShardStream, collate, expand_shards, make_loader, prepare
+from duplexloom.trainer.data import ShardStream, collate, make_loader, prepare
 from duplexloom.trainer.evaluate import evaluate
 from duplexloom.trainer.sequence import Cat, build_example
 from duplexloom.trainer.train import fit_bundle, load_bundle, train
@@ -210,7 +211,7 @@ def test_missing_eval_shards_fail_up_front(shard_dir: Path, tmp_path: Path, caps
     assert err == [f"duplexloom train: --eval-shards '{tmp_path / 'heldout' / '*.tar'}' matches no shard"]
     assert not (out / "ckpt").exists()  # nothing was trained
     rc = duplexloom_main(["train", "--eval", "--checkpoint", "x.pt", "--shards", str(tmp_path / "no.tar")])
-    assert rc == 2 and "do not exist" in capsys.readouterr().err
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
 def test_webdataset_decoders_need_no_torchcodec(shard_dir: Path) -> None:
