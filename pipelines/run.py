@@ -25,7 +25,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.pipelines.align import AlignerModelHandler, AlignQuality
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
@@ -113,7 +113,7 @@ def build_pipeline(
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
     deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
     planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
-    tts_cache = io.join(cache, "tts") if cache else None
+    tts_cache = storage.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
             cfg.tts.backend,
@@ -134,7 +134,7 @@ def build_pipeline(
             cfg.aligner.batch_size,
             cfg.aligner.enabled,
             policy,
-            io.join(cache, "align") if cache else None,
+            storage.join(cache, "align") if cache else None,
             cfg.torch_threads,
             guard=cfg.aligner.guard.model_dump(),
         )
@@ -230,13 +230,13 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
     first (:func:`~.config.preflight`, :class:`~.config.ConfigError`; :class:`~.seeds.InputError`);
     a run that raises removes its spool, a finished one also the cache files killed runs left."""
     t_start = time.time()
-    options = io.set_storage_options(ensure_runner(beam_args or []))
+    options = storage.set_storage_options(ensure_runner(beam_args or []))
     preflight(cfg)
     paths = resolve_inputs(seed_patterns(cfg))
     p = make_pipeline(options)
     out_dir = cfg.output.dir
-    io.mkdirs(out_dir)
-    io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
+    storage.mkdirs(out_dir)
+    storage.write_atomic(storage.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
     pin_mmap_threshold()  # the DirectRunner runs the stages in this process
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
     finished = False
@@ -249,11 +249,11 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
             delete_tree(work_dir(out_dir))
     if cfg.tts.cache:
         remove_cache_leftovers(cfg.cache_dir(), older_than=t_start)
-    summary = json_load(io.join(out_dir, "summary.json"))
+    summary = json_load(storage.join(out_dir, "summary.json"))
     return summary, result
 
 
 def json_load(path: str) -> Any:
     import json
 
-    return json.loads(io.read_bytes(path))
+    return json.loads(storage.read_bytes(path))

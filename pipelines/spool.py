@@ -29,7 +29,7 @@ import logging
 import numpy as np
 from apache_beam.io.filesystem import BeamIOError
 
-from duplexloom.pipelines import io
+from duplexloom import storage as io
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.pickling import Sealed
 

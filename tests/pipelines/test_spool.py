@@ -160,15 +160,15 @@ def test_write_shard_streams_from_the_spool_then_removes_it_and_a_retry_uses_the
 
 
 def test_open_atomic_leaves_nothing_when_the_block_raises(tmp_path):
-    from duplexloom.pipelines import io
+    from duplexloom import storage
 
     target = str(tmp_path / "x.tar")
     with pytest.raises(RuntimeError, match="half"):
-        with io.open_atomic(target) as f:
+        with storage.open_atomic(target) as f:
             f.write(b"partial")
             raise RuntimeError("half written")
     assert list(tmp_path.iterdir()) == []
-    with io.open_atomic(target) as f:
+    with storage.open_atomic(target) as f:
         f.write(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tar"] and (tmp_path / "x.tar").read_bytes() == b"whole"
 
