@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -37,7 +36,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from pydantic import TypeAdapter
 
-from duplexloom.localfs import write_atomic
+from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
@@ -102,35 +101,30 @@ def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, setting
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class AlignmentCache:
-    """``<dir>/<key[:2]>/<key>.json`` holding words, chars and confidence; atomic writes."""
+class AlignmentCache(ContentCache):
+    """``<dir>/<key[:2]>/<key>.json`` holding words, chars, confidence and scores
+    (:class:`~duplexloom.content_cache.ContentCache`)."""
 
     def __init__(self, directory: str) -> None:
-        self.dir = directory
-
-    def _path(self, key: str) -> str:
-        return os.path.join(self.dir, key[:2], f"{key}.json")
+        super().__init__(directory, ".json")
 
     def get(self, key: str):
         """(words, chars, confidence, scores) with packed spans, or None. Validated where they
         are unpacked (the build stage), like spans fresh from the aligner."""
-        p = self._path(key)
-        if not os.path.exists(p):
-            return None
-        with open(p, encoding="utf-8") as f:
-            d = json.load(f)
+        data = self.read(key)
+        d = None if data is None else json.loads(data)
+        if d is None or "scores" not in d:  # none, or written before the quality guard: align again
+            return self.counted(None)
 
         def spans(xs) -> tuple[PackedSpan, ...]:
             return tuple((x["text"], x["start_samples"], x["end_samples"], x.get("confidence")) for x in xs)
 
-        if "scores" not in d:  # written before the quality guard: align again
-            return None
-        return spans(d["words"]), spans(d["chars"]), d["confidence"], AlignScores(*d["scores"])
+        return self.counted(
+            (spans(d["words"]), spans(d["chars"]), d["confidence"], AlignScores(*d["scores"]))
+        )
 
     def put(self, key: str, words, chars, confidence, scores: AlignScores) -> None:
         """Store packed spans (the JSON holds TimedSpan fields, as before)."""
-        p = self._path(key)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
         fields = ("text", "start_samples", "end_samples", "confidence")
         d = {
             "words": [dict(zip(fields, w, strict=True)) for w in words],
@@ -138,7 +132,7 @@ class AlignmentCache:
             "confidence": confidence,
             "scores": list(scores),
         }
-        write_atomic(p, json.dumps(d).encode("utf-8"))
+        self.write(key, json.dumps(d).encode("utf-8"))
 
 
 def native_words(result) -> tuple[TimedSpan, ...]:

@@ -8,6 +8,8 @@ only runs later. The rules:
 - ``timeline`` only ``schemas`` and ``prompts``;
 - ``tts_adapters`` and ``aligners`` do not import each other (both may use ``schemas``, the one
   resampler ``duplexloom.audio`` and the one local atomic writer ``duplexloom.localfs``);
+- the content-addressed cache base ``duplexloom.content_cache`` uses only ``localfs``, so the
+  caches of ``tts_adapters``, ``annotators`` and ``pipelines`` can all be built on it;
 - Apache Beam is imported only in ``pipelines/`` and in the one storage module,
   ``duplexloom.storage`` (Beam's FileSystems, so ``qa/`` and ``trainer/`` reach ``gs://`` too);
 - torch is imported nowhere in ``schemas``, ``prompts`` or ``timeline``.
@@ -24,22 +26,25 @@ from pathlib import Path
 from tests.project_files import PACKAGES, ROOT
 
 # Modules of the ``duplexloom`` folder itself, each its own layer.
-ROOT_MODULES = ("storage", "audio", "localfs", "cli")
+ROOT_MODULES = ("storage", "audio", "localfs", "content_cache", "cli")
 
 # What each layer may import of ours. ``cli`` is the command dispatcher (imports every command).
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "schemas": frozenset(),
     "prompts": frozenset({"schemas"}),
     "timeline": frozenset({"schemas", "prompts"}),
-    "tts_adapters": frozenset({"schemas", "audio", "localfs"}),
+    "tts_adapters": frozenset({"schemas", "audio", "localfs", "content_cache"}),
     "aligners": frozenset({"schemas", "audio", "localfs"}),
-    "annotators": frozenset({"schemas", "prompts", "timeline", "localfs"}),
+    "annotators": frozenset({"schemas", "prompts", "timeline", "localfs", "content_cache"}),
     "qa": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
     "trainer": frozenset({"schemas", "prompts", "timeline", "storage", "localfs"}),
-    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "audio", "localfs"}),
+    "pipelines": frozenset(PACKAGES) | frozenset({"storage", "audio", "localfs", "content_cache"}),
     "storage": frozenset(),
     "audio": frozenset(),
     "localfs": frozenset(),
+    # The one cache base (layout, atomic write, counters): local files only, no Beam, so that
+    # tts_adapters/ and annotators/ may build their caches on it.
+    "content_cache": frozenset({"localfs"}),
     "cli": frozenset(PACKAGES) | frozenset(ROOT_MODULES),
     "root": frozenset(),  # duplexloom/__init__.py
 }
