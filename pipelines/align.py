@@ -34,13 +34,12 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
-from pydantic import TypeAdapter
 
 from duplexloom.content_cache import ContentCache
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.transport import PackedSpan, pack_spans, prepare_worker
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
 from duplexloom.tts_adapters.cache import audio_sha256, load
@@ -62,10 +61,7 @@ class Aligned:
     item: SpeakItem
     audio: np.ndarray | None = None
     sample_rate: int = 0
-    # Word and character spans packed as ``(text, start_samples, end_samples, confidence)``: every
-    # aligned utterance crosses the session shuffle pickled, and a pydantic TimedSpan pickles to
-    # ~230 bytes in ~4 us where its tuple takes ~30 bytes and ~0.4 us. The build stage turns them
-    # into validated TimedSpans (:func:`unpack_spans`), once.
+    # Word and character spans packed (``transport.pack_spans``); the build stage unpacks them.
     words: tuple[PackedSpan, ...] = ()
     chars: tuple[PackedSpan, ...] = ()
     confidence: float | None = None
@@ -76,21 +72,6 @@ class Aligned:
     n_samples: int = 0
     # The quality scores (also on an ``align_poor`` reject; None without an aligner).
     scores: AlignScores | None = None
-
-
-PackedSpan = tuple[str, int, int, float | None]
-
-
-def pack_spans(spans) -> tuple[PackedSpan, ...]:
-    return tuple((s.text, s.start_samples, s.end_samples, s.confidence) for s in spans)
-
-
-_SPANS = TypeAdapter(tuple[TimedSpan, ...])  # one validation call per utterance: ~30 % faster
-
-
-def unpack_spans(packed) -> tuple[TimedSpan, ...]:
-    fields = ("text", "start_samples", "end_samples", "confidence")
-    return _SPANS.validate_python([dict(zip(fields, p, strict=True)) for p in packed])
 
 
 def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, settings: dict) -> str:
@@ -273,7 +254,7 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self.policy = policy
 
     def load_model(self):
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         if self.enabled:
             set_torch_threads(self.torch_threads)
         self._prepare()

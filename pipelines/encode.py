@@ -36,10 +36,10 @@ import apache_beam as beam
 
 from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
 from duplexloom.schemas.units import chunk_samples
@@ -323,7 +323,7 @@ class EncodeSample(beam.DoFn):
         self.done = 0
 
     def setup(self) -> None:
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         from duplexloom.timeline.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.cfg.serializer.tokenizer)

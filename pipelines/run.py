@@ -6,7 +6,7 @@ Stable step labels (``Seeds``, ``Annotate``, ``NearDuplicates``, ``Plan``, ``TTS
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
 memory does not grow with the number of seeds; an utterance whose audio is in the TTS cache travels
 as its path there (see :func:`shared_cache`) and is not spooled at all. What does go through the
-shuffles is :class:`~.pickling.Sealed` (pickled once, opened once where it is used). :func:`build_pipeline` wires the transforms on a
+shuffles is :class:`~.transport.Sealed` (pickled once, opened once where it is used). :func:`build_pipeline` wires the transforms on a
 given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
 writes the resolved config beside the output, runs it, and returns the summary.
 Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
@@ -32,15 +32,14 @@ from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
 from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.encode import EncodeSample
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
 from duplexloom.pipelines.stages import tts_options
+from duplexloom.pipelines.transport import prepare_worker, seal
 from duplexloom.pipelines.tts import TTSModelHandler
 
 log = logging.getLogger("duplexloom.pipelines")
@@ -170,7 +169,7 @@ def build_pipeline(
             "plans": seeds[PLANS] | "KeyPlans" >> beam.Map(lambda pl: (pl.shard, pl)),
             "samples": encoded.ok
             | "SpoolSamples" >> beam.Map(SpoolSample(out_dir, n))
-            | "KeySamples" >> beam.Map(lambda e: (e.shard, Sealed.of(e))),
+            | "KeySamples" >> beam.Map(lambda e: (e.shard, seal(e))),
             "rejects": rejects,
         }
         | "GroupShard" >> beam.CoGroupByKey()
@@ -237,7 +236,7 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
     out_dir = cfg.output.dir
     storage.mkdirs(out_dir)
     storage.write_atomic(storage.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
-    pin_mmap_threshold()  # the DirectRunner runs the stages in this process
+    prepare_worker()  # the DirectRunner runs the stages in this process
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
     finished = False
     try:

@@ -33,8 +33,8 @@ from apache_beam.metrics import Metrics
 
 from duplexloom import storage
 from duplexloom.pipelines.keys import shard_name
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.spool import delete_tree, get_blocks, shard_dir
+from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
 from duplexloom.timeline.sample_codec import (
     sample_tar_blocks,
@@ -125,7 +125,7 @@ class WriteShard(beam.DoFn):
         self.n_samples = Metrics.counter(STAGE, "samples_written")
 
     def setup(self) -> None:
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         storage.mkdirs(storage.join(self.out_dir, "shards"))
         storage.mkdirs(storage.join(self.out_dir, "state"))
 

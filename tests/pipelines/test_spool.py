@@ -13,9 +13,9 @@ import pytest
 
 from duplexloom.pipelines import spool
 from duplexloom.pipelines.align import Aligned
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
+from duplexloom.pipelines.transport import Sealed
 from duplexloom.timeline.sample_codec import (
     FIXED_MTIME,
     iter_shard,
@@ -174,7 +174,7 @@ def test_open_atomic_leaves_nothing_when_the_block_raises(tmp_path):
 
 
 def test_packed_spans_round_trip_and_are_validated_when_unpacked():
-    from duplexloom.pipelines.align import pack_spans, unpack_spans
+    from duplexloom.pipelines.transport import pack_spans, unpack_spans
     from duplexloom.schemas import TimedSpan
 
     spans = (
