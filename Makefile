@@ -46,10 +46,10 @@ demo: $(STAMP)
 	$(VENV)/bin/duplexloom run --out out/demo
 
 # Two stages: the base recipe from scratch, then the varied recipe (every espeak-ng variant,
-# augmentation chain) continuing from it (aligners/train_tiny.py).
+# augmentation chain) continuing from it (duplexloom/tools/aligner_model.py, aligners/train_tiny.py).
 aligner-model: $(STAMP)
-	$(PY) -m duplexloom.aligners.train_tiny --recipe base --out out/aligner-base
-	$(PY) -m duplexloom.aligners.train_tiny --recipe varied --init out/aligner-base
+	$(PY) -m duplexloom.tools.aligner_model --recipe base --out out/aligner-base
+	$(PY) -m duplexloom.tools.aligner_model --recipe varied --init out/aligner-base
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

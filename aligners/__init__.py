@@ -1,7 +1,7 @@
 """duplexloom.aligners: CTC forced alignment (per-word and per-character sample times).
 
 ``get_aligner("tiny")`` is the bundled default (a small CTC model trained on espeak-ng speech by
-``python -m duplexloom.aligners.train_tiny``); ``mms_fa`` (torchaudio's MMS_FA bundle) and
+``python -m duplexloom.tools.aligner_model``); ``mms_fa`` (torchaudio's MMS_FA bundle) and
 ``wav2vec2_local`` (any local CTC checkpoint) are for real speech. See :mod:`.base`.
 """
 

@@ -1,6 +1,6 @@
 """``tiny``: the bundled CTC aligner (weights in ``models/tiny_ctc.pt`` + ``models/tiny_ctc.json``).
 
-Trained by ``python -m duplexloom.aligners.train_tiny`` on espeak-ng speech (English and toneless
+Trained by ``python -m duplexloom.tools.aligner_model`` on espeak-ng speech (English and toneless
 pinyin labels). Input/output and reject codes: see :mod:`.base`. ``model_dir`` points elsewhere to
 load another run of the training script.
 """

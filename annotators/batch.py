@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.reject import Reject, RejectError
+from duplexloom.schemas.rng import seeded_rng
 from duplexloom.schemas.seed import Seed
 
-from .base import STAGE, Annotator, resolve_family, seed_rng
+from .base import STAGE, Annotator, resolve_family
 from .config import AnnotatorConfig
 from .dedup import too_similar
 
@@ -79,7 +80,7 @@ async def annotate_batch_async(
     async def one(seed: Seed) -> Annotation | Reject:
         try:
             family = resolve_family(seed, config, family_for)
-            return await annotator.annotate(seed, family, seed_rng(run_seed, seed.id))
+            return await annotator.annotate(seed, family, seeded_rng(run_seed, seed.id, STAGE))
         except RejectError as e:
             return e.to_reject(seed.id, STAGE)
 

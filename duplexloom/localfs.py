@@ -1,7 +1,8 @@
 """Local files: atomic writes and directory digests.
 
-Atomic writes to local disk: the one writer of the content-addressed caches (TTS audio,
-alignments, encoded audio). Paths that may be remote (``gs://``, ``s3://``) go through
+Atomic writes to local disk: the one local writer of the project (the content-addressed caches
+of ``duplexloom/content_cache.py``: LLM answers, TTS audio, alignments, encoded audio; the
+trainer's checkpoints). Paths that may be remote (``gs://``, ``s3://``) go through
 :func:`duplexloom.storage.write_atomic` instead; this module stays free of Beam so that
 ``tts_adapters/`` can use it (tests/test_layering.py).
 

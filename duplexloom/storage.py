@@ -1,8 +1,7 @@
 """Reads and writes through Beam's FileSystems, so local paths, ``gs://`` and ``s3://`` work alike.
 
 The one module outside ``pipelines/`` that imports Apache Beam (``tests/test_layering.py``): the
-QA tools, the exporters and the job all reach storage through it. ``duplexloom.pipelines.io`` is
-its old name and re-exports it.
+QA tools, the exporters and the job all reach storage through it (it was ``pipelines/io.py``).
 
 ``write_atomic`` writes to a temporary name beside the target and renames it into place: a reader
 (or a resumed run) sees either no file or the whole file, never half of one.

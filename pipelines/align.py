@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -35,13 +34,12 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
-from pydantic import TypeAdapter
 
-from duplexloom.localfs import write_atomic
-from duplexloom.pipelines.memory import pin_mmap_threshold
+from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.transport import PackedSpan, pack_spans, prepare_worker
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
 from duplexloom.tts_adapters.cache import audio_sha256, load
@@ -63,10 +61,7 @@ class Aligned:
     item: SpeakItem
     audio: np.ndarray | None = None
     sample_rate: int = 0
-    # Word and character spans packed as ``(text, start_samples, end_samples, confidence)``: every
-    # aligned utterance crosses the session shuffle pickled, and a pydantic TimedSpan pickles to
-    # ~230 bytes in ~4 us where its tuple takes ~30 bytes and ~0.4 us. The build stage turns them
-    # into validated TimedSpans (:func:`unpack_spans`), once.
+    # Word and character spans packed (``transport.pack_spans``); the build stage unpacks them.
     words: tuple[PackedSpan, ...] = ()
     chars: tuple[PackedSpan, ...] = ()
     confidence: float | None = None
@@ -79,21 +74,6 @@ class Aligned:
     scores: AlignScores | None = None
 
 
-PackedSpan = tuple[str, int, int, float | None]
-
-
-def pack_spans(spans) -> tuple[PackedSpan, ...]:
-    return tuple((s.text, s.start_samples, s.end_samples, s.confidence) for s in spans)
-
-
-_SPANS = TypeAdapter(tuple[TimedSpan, ...])  # one validation call per utterance: ~30 % faster
-
-
-def unpack_spans(packed) -> tuple[TimedSpan, ...]:
-    fields = ("text", "start_samples", "end_samples", "confidence")
-    return _SPANS.validate_python([dict(zip(fields, p, strict=True)) for p in packed])
-
-
 def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, settings: dict) -> str:
     """Alignment cache key: the audio's content hash (``tts_adapters.cache.audio_sha256``, which
     the TTS cache stores, so a hit needs no audio), the text, the language and the aligner settings."""
@@ -102,35 +82,30 @@ def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, setting
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class AlignmentCache:
-    """``<dir>/<key[:2]>/<key>.json`` holding words, chars and confidence; atomic writes."""
+class AlignmentCache(ContentCache):
+    """``<dir>/<key[:2]>/<key>.json`` holding words, chars, confidence and scores
+    (:class:`~duplexloom.content_cache.ContentCache`)."""
 
     def __init__(self, directory: str) -> None:
-        self.dir = directory
-
-    def _path(self, key: str) -> str:
-        return os.path.join(self.dir, key[:2], f"{key}.json")
+        super().__init__(directory, ".json")
 
     def get(self, key: str):
         """(words, chars, confidence, scores) with packed spans, or None. Validated where they
         are unpacked (the build stage), like spans fresh from the aligner."""
-        p = self._path(key)
-        if not os.path.exists(p):
-            return None
-        with open(p, encoding="utf-8") as f:
-            d = json.load(f)
+        data = self.read(key)
+        d = None if data is None else json.loads(data)
+        if d is None or "scores" not in d:  # none, or written before the quality guard: align again
+            return self.counted(None)
 
         def spans(xs) -> tuple[PackedSpan, ...]:
             return tuple((x["text"], x["start_samples"], x["end_samples"], x.get("confidence")) for x in xs)
 
-        if "scores" not in d:  # written before the quality guard: align again
-            return None
-        return spans(d["words"]), spans(d["chars"]), d["confidence"], AlignScores(*d["scores"])
+        return self.counted(
+            (spans(d["words"]), spans(d["chars"]), d["confidence"], AlignScores(*d["scores"]))
+        )
 
     def put(self, key: str, words, chars, confidence, scores: AlignScores) -> None:
         """Store packed spans (the JSON holds TimedSpan fields, as before)."""
-        p = self._path(key)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
         fields = ("text", "start_samples", "end_samples", "confidence")
         d = {
             "words": [dict(zip(fields, w, strict=True)) for w in words],
@@ -138,7 +113,7 @@ class AlignmentCache:
             "confidence": confidence,
             "scores": list(scores),
         }
-        write_atomic(p, json.dumps(d).encode("utf-8"))
+        self.write(key, json.dumps(d).encode("utf-8"))
 
 
 def native_words(result) -> tuple[TimedSpan, ...]:
@@ -279,7 +254,7 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self.policy = policy
 
     def load_model(self):
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         if self.enabled:
             set_torch_threads(self.torch_threads)
         self._prepare()

@@ -19,12 +19,11 @@ import dataclasses
 
 import apache_beam as beam
 
-from duplexloom.pipelines.align import unpack_spans
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.spool import load_clip
 from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.transport import prepare_worker, unpack_spans
 from duplexloom.schemas import Utterance
 
 STAGE = "build"
@@ -79,7 +78,7 @@ class BuildSession(beam.DoFn):
         self.cfg = cfg
 
     def setup(self) -> None:
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         self.tcfg = self.cfg.timeline_config()
         self.acfg = self.cfg.annotator_config()
 

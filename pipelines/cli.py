@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
-    from duplexloom.pipelines.io import set_storage_options
     from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
+    from duplexloom.storage import set_storage_options
 
     # s3:// seeds are matched below, before any Pipeline exists; the filesystems' imports may install
     # logging handlers, so this comes before the filters below
@@ -223,13 +223,13 @@ def write_qa_report(out_dir: str, summary: dict) -> str | None:
         from duplexloom.qa.report import write_report
     except ImportError:
         return None
-    from duplexloom.pipelines import io
+    from duplexloom import storage
 
     return write_report(
-        io.join(out_dir, "shards", "*.tar"),
-        io.join(out_dir, "report"),
+        storage.join(out_dir, "shards", "*.tar"),
+        storage.join(out_dir, "report"),
         n=20,
         seed=0,
-        summary_path=io.join(out_dir, "summary.json"),
-        rejects_path=io.join(out_dir, "rejects.jsonl"),
+        summary_path=storage.join(out_dir, "summary.json"),
+        rejects_path=storage.join(out_dir, "rejects.jsonl"),
     )

@@ -248,7 +248,7 @@ def load_config(
     """Embedded defaults <- YAML file at ``path`` (read through FileSystems) <- ``--set`` overrides."""
     tree = default_tree()
     if path:
-        from duplexloom.pipelines.io import read_text
+        from duplexloom.storage import read_text
 
         try:
             user = yaml.safe_load(read_text(path)) or {}
@@ -302,7 +302,7 @@ def check_serializer(cfg: RunConfig) -> None:
 
 
 def _check_tokenizer(path: str) -> None:
-    from duplexloom.pipelines import io
+    from duplexloom import storage as io
 
     where = f"serializer.tokenizer {path!r}"
     if not io.exists(path):
@@ -356,7 +356,7 @@ def check_paths(cfg: RunConfig) -> None:
         _check_writable_dir(cfg.cache_dir(), "output.cache_dir")
     lib = cfg.tts.speaker_library
     if lib is not None:
-        from duplexloom.pipelines import io
+        from duplexloom import storage as io
 
         if not io.exists(lib):
             raise ConfigError(f"tts.speaker_library {lib!r}: no such file")

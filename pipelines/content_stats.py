@@ -10,22 +10,22 @@ No reject codes (a reader of finished output).
 
 from __future__ import annotations
 
-import io as _io
+import io
 import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.schemas.sample import SampleMeta
 
 
 def sample_metas(out_dir: str) -> Iterator[SampleMeta]:
     from duplexloom.timeline.sample_codec import iter_shard, meta_from_json
 
-    for path in sorted(io.match(io.join(out_dir, "shards", "*.tar"))):
-        for _, members in iter_shard(_io.BytesIO(io.read_bytes(path))):
+    for path in sorted(storage.match(storage.join(out_dir, "shards", "*.tar"))):
+        for _, members in iter_shard(io.BytesIO(storage.read_bytes(path))):
             yield meta_from_json(json.loads(members["json"]))
 
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m duplexloom.pipelines.content_stats OUT_DIR", file=sys.stderr)
         return 2
     out_dir = args[0]
-    summary = json.loads(io.read_bytes(io.join(out_dir, "summary.json")))
+    summary = json.loads(storage.read_bytes(storage.join(out_dir, "summary.json")))
     mix = summary["config"]["timeline"].get("family_mix") or {}
     print(json.dumps(content_stats(sample_metas(out_dir), mix), ensure_ascii=False, indent=1))
     return 0

@@ -34,12 +34,12 @@ from typing import Any
 
 import apache_beam as beam
 
-from duplexloom.localfs import write_atomic
+from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
 from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
 from duplexloom.schemas.units import chunk_samples
@@ -129,7 +129,7 @@ def timing_of(timeline) -> dict[str, Any]:
     return stats.model_dump(mode="json") if hasattr(stats, "model_dump") else dict(stats)
 
 
-class FlacCache:
+class FlacCache(ContentCache):
     """Content-addressed FLAC encodings of the session tracks (``<cache>/flac/<k[:2]>/<k>.flac``,
     key = sha256 of the float32 samples, the rate and libsndfile's version). A rerun after a
     prompt-only change rebuilds every sample but its audio is unchanged; encoding the two tracks
@@ -139,7 +139,7 @@ class FlacCache:
     def __init__(self, directory: str) -> None:
         import soundfile
 
-        self.dir = directory
+        super().__init__(directory, ".flac")
         self.version = soundfile.__libsndfile_version__
 
     def __call__(self, audio, sample_rate: int) -> bytes:
@@ -151,13 +151,10 @@ class FlacCache:
         h = hashlib.sha256(memoryview(a).cast("B"))
         h.update(f"|{sample_rate}|PCM_16|{self.version}".encode())
         key = h.hexdigest()
-        path = os.path.join(self.dir, key[:2], f"{key}.flac")
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                return f.read()
-        data = encode_flac(a, sample_rate)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_atomic(path, data)
+        data = self.counted(self.read(key))
+        if data is None:
+            data = encode_flac(a, sample_rate)
+            self.write(key, data)
         return data
 
 
@@ -326,7 +323,7 @@ class EncodeSample(beam.DoFn):
         self.done = 0
 
     def setup(self) -> None:
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         from duplexloom.timeline.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.cfg.serializer.tokenizer)

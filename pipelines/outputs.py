@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from duplexloom.pipelines import io
+from duplexloom import storage as io
 from duplexloom.pipelines.routing import INTERNAL_ERROR
 from duplexloom.pipelines.spool import delete_tree, work_dir
 from duplexloom.qa.semantic import BINS as SEMANTIC_BINS

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.transport import seal
 from duplexloom.schemas import Seed, Speaker
 from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.plan import SessionPlan
@@ -103,6 +103,6 @@ class PlanSession(beam.DoFn):
                 REJECTS, (shard_of(sample_key(seed_id), self.cfg.shards.num_shards), rej)
             )
             return
-        yield (seed_id, Sealed.of(ps))  # opened by Build, after the session shuffle
+        yield (seed_id, seal(ps))  # opened by Build, after the session shuffle
         for item in speak_items(ps):
             yield beam.pvalue.TaggedOutput(SPEAK, item)

@@ -6,7 +6,7 @@ Stable step labels (``Seeds``, ``Annotate``, ``NearDuplicates``, ``Plan``, ``TTS
 sample bytes go through the spool (:mod:`.spool`), not through the two shuffles, so a worker's
 memory does not grow with the number of seeds; an utterance whose audio is in the TTS cache travels
 as its path there (see :func:`shared_cache`) and is not spooled at all. What does go through the
-shuffles is :class:`~.pickling.Sealed` (pickled once, opened once where it is used). :func:`build_pipeline` wires the transforms on a
+shuffles is :class:`~.transport.Sealed` (pickled once, opened once where it is used). :func:`build_pipeline` wires the transforms on a
 given pipeline (tests use ``TestPipeline``); :func:`run` makes the pipeline from Beam options,
 writes the resolved config beside the output, runs it, and returns the summary.
 Every stage emits rejects on a tagged output; they are flattened, grouped per shard with the shard's
@@ -25,22 +25,21 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.pipelines.align import AlignerModelHandler, AlignQuality
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
 from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.encode import EncodeSample
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
 from duplexloom.pipelines.stages import tts_options
+from duplexloom.pipelines.transport import prepare_worker, seal
 from duplexloom.pipelines.tts import TTSModelHandler
 
 log = logging.getLogger("duplexloom.pipelines")
@@ -113,7 +112,7 @@ def build_pipeline(
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
     deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
     planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
-    tts_cache = io.join(cache, "tts") if cache else None
+    tts_cache = storage.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
             cfg.tts.backend,
@@ -134,7 +133,7 @@ def build_pipeline(
             cfg.aligner.batch_size,
             cfg.aligner.enabled,
             policy,
-            io.join(cache, "align") if cache else None,
+            storage.join(cache, "align") if cache else None,
             cfg.torch_threads,
             guard=cfg.aligner.guard.model_dump(),
         )
@@ -170,7 +169,7 @@ def build_pipeline(
             "plans": seeds[PLANS] | "KeyPlans" >> beam.Map(lambda pl: (pl.shard, pl)),
             "samples": encoded.ok
             | "SpoolSamples" >> beam.Map(SpoolSample(out_dir, n))
-            | "KeySamples" >> beam.Map(lambda e: (e.shard, Sealed.of(e))),
+            | "KeySamples" >> beam.Map(lambda e: (e.shard, seal(e))),
             "rejects": rejects,
         }
         | "GroupShard" >> beam.CoGroupByKey()
@@ -230,14 +229,14 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
     first (:func:`~.config.preflight`, :class:`~.config.ConfigError`; :class:`~.seeds.InputError`);
     a run that raises removes its spool, a finished one also the cache files killed runs left."""
     t_start = time.time()
-    options = io.set_storage_options(ensure_runner(beam_args or []))
+    options = storage.set_storage_options(ensure_runner(beam_args or []))
     preflight(cfg)
     paths = resolve_inputs(seed_patterns(cfg))
     p = make_pipeline(options)
     out_dir = cfg.output.dir
-    io.mkdirs(out_dir)
-    io.write_atomic(io.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
-    pin_mmap_threshold()  # the DirectRunner runs the stages in this process
+    storage.mkdirs(out_dir)
+    storage.write_atomic(storage.join(out_dir, "config.yaml"), resolved_yaml(cfg).encode("utf-8"))
+    prepare_worker()  # the DirectRunner runs the stages in this process
     build_pipeline(p, cfg, seed_paths=paths, git_rev=git_revision(), progress_total=count_lines(paths))
     finished = False
     try:
@@ -249,11 +248,11 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
             delete_tree(work_dir(out_dir))
     if cfg.tts.cache:
         remove_cache_leftovers(cfg.cache_dir(), older_than=t_start)
-    summary = json_load(io.join(out_dir, "summary.json"))
+    summary = json_load(storage.join(out_dir, "summary.json"))
     return summary, result
 
 
 def json_load(path: str) -> Any:
     import json
 
-    return json.loads(io.read_bytes(path))
+    return json.loads(storage.read_bytes(path))

@@ -38,7 +38,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.schemas import Reject, RejectError, Seed
@@ -289,7 +289,7 @@ def resolve_inputs(patterns: list[str] | tuple[str, ...]) -> list[str]:
     paths: list[str] = []
     for pat in patterns:
         try:
-            found = io.match(pat)
+            found = storage.match(pat)
         except (OSError, ValueError) as e:
             raise InputError(f"seeds path {pat!r} cannot be read: {e}") from None
         if not found:
@@ -315,7 +315,7 @@ class ReadSeedLines(beam.DoFn):
         self.read = Metrics.counter(STAGE, "lines_read")
 
     def process(self, path: str):
-        with io.open_read(path) as f:
+        with storage.open_read(path) as f:
             for i, raw in enumerate(read_lines(f), start=1):
                 raw = raw.rstrip(b"\r")
                 if not raw.strip():

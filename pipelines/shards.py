@@ -31,10 +31,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.pipelines.keys import shard_name
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.spool import delete_tree, get_blocks, shard_dir
+from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
 from duplexloom.timeline.sample_codec import (
     sample_tar_blocks,
@@ -72,19 +72,19 @@ class ShardResult:
 
 
 def shard_path(out_dir: str, shard: int) -> str:
-    return io.join(out_dir, "shards", shard_name(shard))
+    return storage.join(out_dir, "shards", shard_name(shard))
 
 
 def state_path(out_dir: str, shard: int) -> str:
-    return io.join(out_dir, "state", f"{shard:06d}.json")
+    return storage.join(out_dir, "state", f"{shard:06d}.json")
 
 
 def load_finished_state(out_dir: str, shard: int, *, config_digest: str, input_digest: str) -> dict | None:
     """The state of a shard written whole by a run with the same config and inputs, else None."""
     sp, tp = state_path(out_dir, shard), shard_path(out_dir, shard)
-    if not (io.exists(sp) and io.exists(tp)):
+    if not (storage.exists(sp) and storage.exists(tp)):
         return None
-    state = json.loads(io.read_bytes(sp))
+    state = json.loads(storage.read_bytes(sp))
     if (
         state.get("version") != STATE_VERSION
         or state.get("config_digest") != config_digest
@@ -109,7 +109,7 @@ def write_shard_file(path: str, samples: list[EncodedSample]) -> int:
     """Stream ``samples`` into the shard tar at ``path`` (atomically), reading one spooled sample at
     a time; returns the tar's size in bytes."""
     ordered = sorted(samples, key=lambda s: shard_order(s.key))
-    with io.open_atomic(path) as f:
+    with storage.open_atomic(path) as f:
         return write_shard_blocks(f, ((s.key, sample_blocks(s)) for s in ordered))
 
 
@@ -125,9 +125,9 @@ class WriteShard(beam.DoFn):
         self.n_samples = Metrics.counter(STAGE, "samples_written")
 
     def setup(self) -> None:
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
-        io.mkdirs(io.join(self.out_dir, "shards"))
-        io.mkdirs(io.join(self.out_dir, "state"))
+        prepare_worker()
+        storage.mkdirs(storage.join(self.out_dir, "shards"))
+        storage.mkdirs(storage.join(self.out_dir, "state"))
 
     def process(self, kv):
         shard, grouped = kv
@@ -169,7 +169,7 @@ class WriteShard(beam.DoFn):
             "timings": list(timings),
         }
         # Written after the tar: its presence is what marks the shard finished.
-        io.write_atomic(
+        storage.write_atomic(
             state_path(self.out_dir, shard),
             json.dumps(state, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"),
         )

@@ -29,9 +29,9 @@ import logging
 import numpy as np
 from apache_beam.io.filesystem import BeamIOError
 
-from duplexloom.pipelines import io
+from duplexloom import storage as io
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.pickling import Sealed
+from duplexloom.pipelines.transport import seal
 
 WORK_DIR = "_work"
 log = logging.getLogger("duplexloom.pipelines")
@@ -97,7 +97,7 @@ def delete_tree(path: str) -> None:
 
 class SpoolClip:
     """``(session id, Aligned)`` with audio -> the same record with ``audio=None`` and ``audio_ref``
-    set, :class:`~.pickling.Sealed` for the session shuffle (every record is sealed)."""
+    set, :class:`~.transport.Sealed` for the session shuffle (every record is sealed)."""
 
     def __init__(self, out_dir: str, num_shards: int) -> None:
         self.out_dir = out_dir
@@ -109,7 +109,7 @@ class SpoolClip:
             path = clip_path(self.out_dir, session_id, a.item.utterance_id, self.num_shards)
             put_audio(path, a.audio)
             a = dataclasses.replace(a, audio=None, audio_ref=path, n_samples=int(a.audio.shape[0]))
-        return session_id, Sealed.of(a)  # opened by Build, after the session shuffle
+        return session_id, seal(a)  # opened by Build, after the session shuffle
 
 
 def load_clip(a):

@@ -24,10 +24,10 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
 from duplexloom.tts_adapters.cache import CachedTTS
 
@@ -63,7 +63,7 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         self.torch_threads = torch_threads
 
     def load_model(self):
-        pin_mmap_threshold()  # flat worker memory, see pipelines/memory.py
+        prepare_worker()
         set_torch_threads(self.torch_threads)
         from duplexloom.tts_adapters import SynthesisCache, get_tts
 

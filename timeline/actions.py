@@ -28,11 +28,6 @@ from duplexloom.schemas.rng import parts_seed
 from duplexloom.schemas.tokens import LABEL_TOKEN_BY_NAME, TOOLCALL_BEGIN, TOOLCALL_END, find_markers
 
 
-def stable_seed(*parts: str) -> int:
-    """A 64-bit seed from strings, identical across processes (:func:`.schemas.rng.parts_seed`)."""
-    return parts_seed(*parts)
-
-
 def _no_markers(text: str, what: str) -> None:
     found = find_markers(text)
     if found:
@@ -49,7 +44,7 @@ def tool_call_json(name: str, arguments: dict | None) -> str:
 
 def pick_label_phrase(label: str, lang: str, phrase_rng_seed: str, action_id: str) -> str:
     phrases = label_phrases(label, lang)
-    rng = np.random.default_rng(stable_seed(phrase_rng_seed, action_id, "label_phrase"))
+    rng = np.random.default_rng(parts_seed(phrase_rng_seed, action_id, "label_phrase"))
     return phrases[int(rng.integers(len(phrases)))]
 
 

@@ -1,6 +1,6 @@
 """``duplexloom render TIMELINE.json``: print the per-chunk TA4 + action-FIFO serialization.
 
-Reads the seconds-based timeline JSON of ``timeline/io.py`` (``-`` for stdin), validates it, and
+Reads the seconds-based timeline JSON of ``timeline/seconds_json.py`` (``-`` for stdin), validates it, and
 prints the SPEC section 15 trace (``--format trace``, default) or a JSON list with one object per
 chunk (``--format json``). A bad input prints ``error: <field path>: <reason> (<code>)`` to stderr
 and exits with status 2.
@@ -14,7 +14,7 @@ import sys
 
 from duplexloom.schemas.reject import RejectError
 
-from .io import timeline_from_json
+from .seconds_json import timeline_from_json
 from .serialize import chunks_to_json, render_trace, serialize
 from .tokenizer import load_tokenizer
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from duplexloom.localfs import write_atomic
 from duplexloom.shardio import expand_shards
 from duplexloom.timeline.tokenizer import load_tokenizer
 
@@ -177,9 +178,7 @@ def save_checkpoint(path: Path, bundle: Bundle, optim, sched, state: dict[str, i
         "vocab": bundle.vocab.state_dict(),
         "config": bundle.cfg.model_dump(mode="json"),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(ck, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a truncated last.pt
+    write_atomic(path, lambda f: torch.save(ck, f))  # a crash mid-save never leaves a truncated last.pt
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:

@@ -4,10 +4,11 @@ Key: sha256 of canonical JSON of (text, language, speaker record, backend settin
 file (PCM_24, lossless for our purpose) and a JSON side file with the sample rate, the native word
 times, the length and the sha256 of the stored samples (as float32). WAV, not FLAC: a prompt-only
 rerun reads every utterance back, and decoding PCM_24 WAV is about 3x faster than FLAC for about
-1.4x the bytes (a cache is scratch space; the shards stay FLAC). Entries written as ``.flac`` by
-earlier versions are still read. Writes go through a temporary file and ``os.replace`` so
-concurrent workers never read a half-written entry; the side file is written last and marks the
-entry complete. :class:`CachedTTS` wraps any backend and only sends cache misses to it;
+1.4x the bytes (a cache is scratch space; the shards stay FLAC). An entry of 0.1's FLAC form (a
+side file without length or hash) is a miss and is synthesized once more (docs/DECISIONS.md).
+Layout and atomic writes are the content-addressed cache base's (``duplexloom/content_cache.py``),
+so concurrent workers never read a half-written entry; the side file is written last and marks
+the entry complete. :class:`CachedTTS` wraps any backend and only sends cache misses to it;
 :meth:`CachedTTS.synthesize_lazy` returns cache hits without reading their audio (the path, length
 and content hash instead), for callers that pass the audio on by reference.
 No reject codes (the wrapped backend raises its own).
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from duplexloom.localfs import write_atomic as _write_atomic
+from duplexloom.content_cache import ContentCache
 from duplexloom.schemas import Speaker
 
 from .base import SynthResult, TTSBackend
@@ -42,74 +43,48 @@ def cache_key(text: str, speaker: Speaker, lang: str, settings: dict[str, Any]) 
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class SynthesisCache:
-    """A directory of ``<key[:2]>/<key>.wav`` + ``<key>.json`` entries."""
+class SynthesisCache(ContentCache):
+    """A directory of ``<key[:2]>/<key>.wav`` + ``<key>.json`` entries
+    (:class:`~duplexloom.content_cache.ContentCache`)."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
-        self.hits = 0
-        self.misses = 0
-
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        d = self.dir / key[:2]
-        return d / f"{key}.wav", d / f"{key}.json"
+        super().__init__(Path(directory), ".wav")  # Path: entry paths spelled as before (normalized)
 
     def lookup(self, key: str) -> SynthResult | None:
         """The entry without its audio (``audio=None``; path, length and hash set), or ``None``."""
-        wav, meta = self._paths(key)
-        try:
-            info = json.loads(meta.read_bytes())
-        except FileNotFoundError:
-            self.misses += 1
-            return None
-        if "n_samples" not in info:  # an entry of an earlier version (FLAC, no length or hash)
-            result = self._migrate(key, info)
-            if result is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            return result
+        meta = self.read(key, ".json")
+        info = None if meta is None else json.loads(meta)
+        if info is None or "n_samples" not in info:  # none, or 0.1's FLAC form: synthesize again
+            return self.counted(None)
         words = info["word_starts_samples"]
-        self.hits += 1
-        return SynthResult(
-            audio=None,
-            sample_rate=int(info["sample_rate"]),
-            word_starts_samples=None if words is None else [(w, int(t)) for w, t in words],
-            audio_path=str(wav),
-            n_samples=int(info["n_samples"]),
-            audio_sha256=info["sha256"],
+        return self.counted(
+            SynthResult(
+                audio=None,
+                sample_rate=int(info["sample_rate"]),
+                word_starts_samples=None if words is None else [(w, int(t)) for w, t in words],
+                audio_path=self.path(key),
+                n_samples=int(info["n_samples"]),
+                audio_sha256=info["sha256"],
+            )
         )
-
-    def _migrate(self, key: str, info: dict) -> SynthResult | None:
-        """Rewrite an earlier version's FLAC entry in this version's form (the same 24-bit
-        samples), so a cache of expensive voice-cloning audio survives the upgrade."""
-        flac = self._paths(key)[0].with_suffix(".flac")
-        if not flac.exists():
-            return None
-        audio, sr = read_audio(str(flac), int(info["sample_rate"]))
-        words = info["word_starts_samples"]
-        words = None if words is None else [(w, int(t)) for w, t in words]
-        return self.put(key, SynthResult(audio=audio, sample_rate=sr, word_starts_samples=words))
 
     def put(self, key: str, result: SynthResult) -> SynthResult:
         """Store ``result``; returns what the cache now holds (24-bit samples), audio loaded."""
-        wav, meta = self._paths(key)
-        wav.parent.mkdir(parents=True, exist_ok=True)
         pcm = quantize_24(result.audio)
-        _write_atomic(wav, lambda f: sf.write(f, pcm, result.sample_rate, format="WAV", subtype="PCM_24"))
-        stored, sr = read_audio(str(wav), result.sample_rate)
+        wav = self.write(key, lambda f: sf.write(f, pcm, result.sample_rate, format="WAV", subtype="PCM_24"))
+        stored, sr = read_audio(wav, result.sample_rate)
         info = {
             "sample_rate": sr,
             "word_starts_samples": result.word_starts_samples,
             "n_samples": int(stored.shape[0]),
             "sha256": audio_sha256(stored),
         }
-        _write_atomic(meta, lambda f: f.write(json.dumps(info, ensure_ascii=False).encode("utf-8")))
+        self.write(key, json.dumps(info, ensure_ascii=False).encode("utf-8"), ".json")  # last: complete
         return SynthResult(
             audio=stored,
             sample_rate=sr,
             word_starts_samples=result.word_starts_samples,
-            audio_path=str(wav),
+            audio_path=wav,
             n_samples=info["n_samples"],
             audio_sha256=info["sha256"],
         )
@@ -118,8 +93,8 @@ class SynthesisCache:
 def quantize_24(audio: np.ndarray) -> np.ndarray:
     """float samples -> 24-bit PCM in the top bits of int32, as libsndfile's FLAC writer quantizes
     (round half to even of x * 2**23, clipped to full scale). libsndfile's WAV writer rounds float
-    input differently, and entries written by the FLAC version of this cache must hold the same
-    samples as new ones: a run's bytes may not depend on which version filled its cache."""
+    input differently; the cache keeps the FLAC version's samples, so the shards did not change
+    when it moved to WAV (and do not now)."""
     scaled = np.rint(np.asarray(audio, dtype=np.float64) * float(1 << 23))
     return (np.clip(scaled, -(1 << 23), (1 << 23) - 1).astype(np.int32)) << 8
 

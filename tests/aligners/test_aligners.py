@@ -300,7 +300,7 @@ def test_training_script_is_deterministic(tmp_path):
     args = ["--steps", "3", "--utterances", "16", "--batch", "4", "--calibration", "4", "--channels", "16"]
     args += ["--gru-hidden", "8", "--threads", "1"]
     for name in ("a", "b"):
-        cmd = [sys.executable, "-m", "duplexloom.aligners.train_tiny", *args, "--out", str(tmp_path / name)]
+        cmd = [sys.executable, "-m", "duplexloom.tools.aligner_model", *args, "--out", str(tmp_path / name)]
         subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     a = (tmp_path / "a" / "tiny_ctc.pt").read_bytes()
     assert a == (tmp_path / "b" / "tiny_ctc.pt").read_bytes()

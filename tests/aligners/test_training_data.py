@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from duplexloom.aligners import augment as aug
-from duplexloom.aligners.train_tiny import (
+from duplexloom.aligners.train_tiny import Item, augmented
+from duplexloom.tools.aligner_model import (
     ALL_VARIANTS,
     HELD_OUT_ACCENTS,
     HELD_OUT_VARIANTS,
     TRAIN_ACCENTS,
     Corpus,
-    Item,
-    augmented,
     is_held_out_word,
 )
 from duplexloom.tts_adapters.espeak import EspeakTTS

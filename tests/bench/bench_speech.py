@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from duplexloom.aligners import get_aligner
-from duplexloom.aligners.train_tiny import Corpus, augmented, is_held_out_variant
+from duplexloom.aligners.train_tiny import augmented
 from duplexloom.schemas.units import chunk_samples
+from duplexloom.tools.aligner_model import Corpus, is_held_out_variant
 from duplexloom.tts_adapters.resample import resample
 from duplexloom.tts_adapters.text_units import word_units
 

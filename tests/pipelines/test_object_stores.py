@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import pytest
 
 from duplexloom.cli import main as duplexloom_main
-from duplexloom.pipelines.io import set_storage_options
 from duplexloom.pipelines.run import DEFAULT_SEEDS
 from duplexloom.pipelines.spool import work_dir
+from duplexloom.storage import set_storage_options
 
 pytestmark = pytest.mark.slow
 

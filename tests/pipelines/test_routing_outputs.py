@@ -8,7 +8,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from duplexloom.pipelines import io
+from duplexloom import storage
 from duplexloom.pipelines.outputs import build_summary, manifest_bytes, write_outputs
 from duplexloom.pipelines.routing import INTERNAL_ERROR, call_routed
 from duplexloom.pipelines.shards import EncodedSample, ShardResult, load_finished_state, shard_bytes
@@ -67,20 +67,20 @@ def test_shard_bytes_sorted_and_independent_of_arrival_order():
 
 def test_write_atomic_leaves_only_the_final_file(tmp_path):
     target = str(tmp_path / "x.tar")
-    io.write_atomic(target, b"one")
-    io.write_atomic(target, b"two")
+    storage.write_atomic(target, b"one")
+    storage.write_atomic(target, b"two")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tar"]
-    assert io.read_bytes(target) == b"two"
+    assert storage.read_bytes(target) == b"two"
 
 
 def test_resume_state_requires_matching_digests(tmp_path):
     out = str(tmp_path)
-    io.mkdirs(io.join(out, "shards"))
-    io.mkdirs(io.join(out, "state"))
-    io.write_atomic(io.join(out, "shards", "000001.tar"), b"tar")
+    storage.mkdirs(storage.join(out, "shards"))
+    storage.mkdirs(storage.join(out, "state"))
+    storage.write_atomic(storage.join(out, "shards", "000001.tar"), b"tar")
     assert load_finished_state(out, 1, config_digest="c", input_digest="i") is None  # no state: unfinished
     state = {"version": 1, "config_digest": "c", "input_digest": "i", "rows": [], "rejects": []}
-    io.write_atomic(io.join(out, "state", "000001.json"), json.dumps(state).encode())
+    storage.write_atomic(storage.join(out, "state", "000001.json"), json.dumps(state).encode())
     assert load_finished_state(out, 1, config_digest="c", input_digest="i") is not None
     assert load_finished_state(out, 1, config_digest="c2", input_digest="i") is None
     assert load_finished_state(out, 1, config_digest="c", input_digest="i2") is None

@@ -13,9 +13,9 @@ import pytest
 
 from duplexloom.pipelines import spool
 from duplexloom.pipelines.align import Aligned
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
+from duplexloom.pipelines.transport import Sealed
 from duplexloom.timeline.sample_codec import (
     FIXED_MTIME,
     iter_shard,
@@ -160,21 +160,21 @@ def test_write_shard_streams_from_the_spool_then_removes_it_and_a_retry_uses_the
 
 
 def test_open_atomic_leaves_nothing_when_the_block_raises(tmp_path):
-    from duplexloom.pipelines import io
+    from duplexloom import storage
 
     target = str(tmp_path / "x.tar")
     with pytest.raises(RuntimeError, match="half"):
-        with io.open_atomic(target) as f:
+        with storage.open_atomic(target) as f:
             f.write(b"partial")
             raise RuntimeError("half written")
     assert list(tmp_path.iterdir()) == []
-    with io.open_atomic(target) as f:
+    with storage.open_atomic(target) as f:
         f.write(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tar"] and (tmp_path / "x.tar").read_bytes() == b"whole"
 
 
 def test_packed_spans_round_trip_and_are_validated_when_unpacked():
-    from duplexloom.pipelines.align import pack_spans, unpack_spans
+    from duplexloom.pipelines.transport import pack_spans, unpack_spans
     from duplexloom.schemas import TimedSpan
 
     spans = (

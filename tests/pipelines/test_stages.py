@@ -18,12 +18,12 @@ from duplexloom.pipelines.build import BuildSession, build_one
 from duplexloom.pipelines.config import load_config
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession, SpeakItem, plan_one, speak_items
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
 from duplexloom.pipelines.stages import tts_options
+from duplexloom.pipelines.transport import Sealed
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
 from duplexloom.schemas import Reject, Seed, SeedTurn
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard

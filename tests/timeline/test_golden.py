@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from duplexloom.schemas.tokens import TOOLCALL_BEGIN, TOOLCALL_END, TTS_PAD, VAD_SILENCE
-from duplexloom.timeline.io import timeline_from_json
+from duplexloom.timeline.seconds_json import timeline_from_json
 from duplexloom.timeline.serialize import render_trace, serialize
 from duplexloom.timeline.tokenizer import load_tokenizer
 from duplexloom.timeline.validate import check_chunks

@@ -5,7 +5,7 @@ from duplexloom.schemas.tokens import TTS_PAD, VAD_SILENCE
 from duplexloom.timeline.actions import render_action, tool_call_json
 from duplexloom.timeline.asr import asr_actions
 from duplexloom.timeline.clock import ChunkGrid
-from duplexloom.timeline.io import timeline_from_json, timeline_to_json
+from duplexloom.timeline.seconds_json import timeline_from_json, timeline_to_json
 from duplexloom.timeline.ta4 import anchor_schedule
 from duplexloom.timeline.tokenizer import load_tokenizer
 
