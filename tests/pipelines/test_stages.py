@@ -8,6 +8,7 @@ stage is covered there only (its module is being reworked by issue 16)."""
 from __future__ import annotations
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -138,6 +139,38 @@ def test_align_stage_gives_word_spans_inside_the_audio(cfg, spoken):
     with TestPipeline() as p:
         out = p | beam.Create(spoken) | RunInference(handler) | beam.Map(lambda pr: summary(pr.inference))
         assert_that(out, equal_to([(sp.item.utterance_id, True, True) for sp in spoken]))
+
+
+def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_session(cfg, planned, tmp_path):
+    """Lazy mode: a cached utterance leaves TTS as its cache entry, the align stage hands that path
+    on as the clip's AudioRef (nothing to spool), and the built session equals the one built from
+    the same cached samples passed on in memory and spooled."""
+    requests = speak_requests(planned)
+    cache, n = str(tmp_path / "tts"), cfg.shards.num_shards
+    aligner = AlignerModelHandler(
+        cfg.aligner.backend, cfg.aligner.options, 8, cfg.aligner.enabled, guard=cfg.aligner.guard.model_dump()
+    )
+    model = aligner.load_model()
+    clips = {}
+    for lazy in (False, True):  # the first pass also fills the cache
+        tts = TTSModelHandler(cfg.tts.backend, tts_options(cfg), cache, 8, lazy_audio=lazy)
+        spoken = [pr.inference for pr in tts.run_inference(requests, tts.load_model())]
+        aligned = [pr.inference for pr in aligner.run_inference(spoken, model)]
+        out = str(tmp_path / f"out-{lazy}")
+        clips[lazy] = [SpoolClip(out, n)((a.clip.session_id, a))[1].open() for a in aligned]
+        if lazy:
+            assert all(sp.result.audio is None for sp in spoken)
+            assert [c.audio.path for c in clips[lazy]] == [sp.result.audio_path for sp in spoken]
+            assert not (tmp_path / f"out-{lazy}" / "_work").exists()
+        else:
+            assert all(c.audio.path.endswith(".npy") for c in clips[lazy])
+    tcfg, acfg = cfg.timeline_config(), cfg.annotator_config()
+    eager, lazy = (
+        build_one(planned, clips[k], read_samples(clips[k]), tcfg, cfg.run_seed, acfg) for k in (False, True)
+    )
+    assert lazy.timeline == eager.timeline
+    assert np.array_equal(lazy.user_audio, eager.user_audio)
+    assert np.array_equal(lazy.assistant_audio, eager.assistant_audio)
 
 
 def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg, planned, spooled):
