@@ -11,9 +11,10 @@ Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run
 the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
 families in ``timeline.think_families``; offline cognition first re-cut at the seconds the user
 really spoke, ``annotators.cognition.on_session_clock``).
-Reject codes: the TTS and aligner codes, ``build_session``'s (``missing_clip``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut
-stream's ``cognition_*`` checks.
+Reject codes: the TTS and aligner codes, ``clip_rate_mismatch`` (a clip's ``AudioRef`` at another
+rate than the session's), ``build_session``'s (``missing_clip``, ``anchor_not_aligned``,
+``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut stream's ``cognition_*``
+checks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.spool import read_clip_audio
 from duplexloom.pipelines.stages import timed
-from duplexloom.schemas import ClipUtterance
+from duplexloom.schemas import ClipUtterance, RejectError
 from duplexloom.schemas.clip import AlignedClip
 
 STAGE = "build"
@@ -70,6 +71,12 @@ def build_one(ps, aligned: list[AlignedClip], samples: dict[str, np.ndarray], tc
     from duplexloom.timeline.cognition import with_think_actions
     from duplexloom.timeline.merge import build_session
 
+    for a in aligned:
+        if a.audio.sample_rate != tcfg.sample_rate:
+            raise RejectError(
+                "clip_rate_mismatch",
+                f"clip {a.utterance_id}: {a.audio.sample_rate} Hz, the session's rate is {tcfg.sample_rate} Hz",
+            )
     built = build_session(ps.plan, make_clips(ps, aligned, samples), tcfg, run_seed)
     ann = ps.annotation
     if acfg is not None and built.timeline.family in tcfg.think_families:

@@ -27,7 +27,7 @@ from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished
 from duplexloom.pipelines.spool import SpoolClip
 from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
-from duplexloom.schemas import Reject, Seed, SeedTurn
+from duplexloom.schemas import Reject, RejectError, Seed, SeedTurn
 from duplexloom.schemas.clip import AlignedClip
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
 from duplexloom.tts_adapters import load_library
@@ -165,6 +165,13 @@ def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_se
         else:
             assert all(c.audio.path.endswith(".npy") for c in clips[lazy])
     tcfg, acfg = cfg.timeline_config(), cfg.annotator_config()
+    # a clip at another rate than the session's is refused, not mixed in at the wrong speed
+    other = clips[True][0].model_copy(
+        update={"audio": clips[True][0].audio.model_copy(update={"sample_rate": 22_050})}
+    )
+    with pytest.raises(RejectError) as e:
+        build_one(planned, [other, *clips[True][1:]], read_samples(clips[True]), tcfg, cfg.run_seed, acfg)
+    assert e.value.code == "clip_rate_mismatch"
     eager, lazy = (
         build_one(planned, clips[k], read_samples(clips[k]), tcfg, cfg.run_seed, acfg) for k in (False, True)
     )
