@@ -1,15 +1,18 @@
 """Stage ``align``: CTC force-alignment of every synthesized utterance, a ``ModelHandler`` under
 RunInference (the acoustic model is loaded once per worker and fed batches).
 
-Input: :class:`~.tts.Spoken`. Output: :class:`Aligned` — the item, its audio at the session rate
-and the word/char spans (``duplexloom.aligners`` ``Alignment``), or the utterance's reject (a TTS
-reject passes through untouched). ``aligner.enabled: false`` trusts the TTS engine's native word
-starts instead (each word ends where the next starts; debugging only).
+Input: :class:`~.tts.Spoken`. Output: :class:`Aligned` — the clip's typed record
+(:class:`~duplexloom.schemas.clip.AlignedClip`: word/char spans on the clip's clock, confidence,
+quality scores, or the utterance's reject; a TTS reject passes through untouched) and, while they
+are in memory, its samples at the session rate (``SpoolClips``, pipelines/spool.py, writes those
+and sets the clip's ``AudioRef``; only the ``AlignedClip`` crosses the session shuffle).
+``aligner.enabled: false`` trusts the TTS engine's native word starts instead (each word ends where
+the next starts; debugging only).
 Alignments are cached like TTS audio (``<cache>/align/``, keyed by the audio's content hash, the
 text, the language and the aligner settings), so a rerun after a prompt-only change aligns nothing
 twice. An utterance whose audio lives in the TTS cache (``SynthResult.audio_path``, the TTS stage's
-lazy mode) leaves as that path (``Aligned.audio_ref``); on an alignment cache hit its audio is not
-read at all. Rejects are not cached (a fixed aligner may accept the item next time).
+lazy mode) leaves with that path as its ``AudioRef`` and no samples; on an alignment cache hit its
+audio is not read at all. Rejects are not cached (a fixed aligner may accept the item next time).
 
 Quality guard (``aligner.guard``): every alignment is scored (:class:`AlignScores`: the share of the
 utterance's speech energy inside some word span, the share of words whose span is mostly silence,
@@ -29,49 +32,34 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from duplexloom.content_cache import ContentCache
-from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
-from duplexloom.pipelines.transport import PackedSpan, pack_spans, prepare_worker
+from duplexloom.pipelines.transport import pack_spans, prepare_worker
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
+from duplexloom.schemas.clip import AlignedClip, AlignScores, AudioRef, PackedSpan
 from duplexloom.tts_adapters.cache import audio_sha256, load
 
 STAGE = "align"
 log = logging.getLogger("duplexloom.pipelines")
 
 
-class AlignScores(NamedTuple):
-    """How well an utterance's word spans cover its speech (see the module docstring)."""
-
-    speech_in_spans: float
-    mostly_silent_share: float
-    confidence: float
-
-
 @dataclass(frozen=True)
 class Aligned:
-    item: SpeakItem
-    audio: np.ndarray | None = None
+    """The align stage's output: the clip's record and, until ``SpoolClips`` writes them, its
+    samples (float32 at ``sample_rate`` Hz; None on a reject, or when ``clip.audio`` already says
+    where they are: an entry of the TTS cache)."""
+
+    clip: AlignedClip
+    samples: np.ndarray | None = None
     sample_rate: int = 0
-    # Word and character spans packed (``transport.pack_spans``); the build stage unpacks them.
-    words: tuple[PackedSpan, ...] = ()
-    chars: tuple[PackedSpan, ...] = ()
-    confidence: float | None = None
-    reject: Reject | None = None
-    # Instead of ``audio`` before the session shuffle: the utterance's entry in the TTS cache (set
-    # here, in lazy mode) or its spooled copy (set by SpoolClips, pipelines/spool.py).
-    audio_ref: str | None = None
-    n_samples: int = 0
-    # The quality scores (also on an ``align_poor`` reject; None without an aligner).
-    scores: AlignScores | None = None
 
 
 def align_key(audio_sha256: str, sample_rate: int, text: str, lang: str, settings: dict) -> str:
@@ -203,10 +191,10 @@ class AlignQuality(beam.CombineFn):
         return {}  # lang -> stats
 
     def add_input(self, acc, keyed):
-        a = keyed[1]
+        a = keyed[1].clip
         if a.scores is None:
             return acc
-        st = acc.setdefault(a.item.lang, _empty_stats())
+        st = acc.setdefault(a.lang, _empty_stats())
         st["n"] += 1
         st["align_poor"] += int(a.reject is not None and a.reject.code == "align_poor")
         for k, edges in QUALITY_EDGES.items():
@@ -306,49 +294,52 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         return sum(4 * sp.result.duration_samples for sp in batch if sp.result is not None)
 
     def align_one(self, sp: Spoken, model) -> Aligned:
+        req = sp.item
+
+        def rejected(reject: Reject, scores: AlignScores | None = None) -> Aligned:
+            clip = AlignedClip(
+                session_id=req.session_id, utterance_id=req.utterance_id, lang=req.lang,
+                scores=scores, reject=reject,
+            )  # fmt: skip
+            return Aligned(clip)
+
         if sp.reject is not None:
-            return Aligned(sp.item, reject=sp.reject)
+            return rejected(sp.reject)
         r = sp.result
 
         def done(words, chars, confidence, scores=None, audio=None) -> Aligned:
             if scores is not None:
-                _, rej = call_routed(STAGE, sp.item.session_id, check_quality, scores, self.guard)
+                _, rej = call_routed(STAGE, req.session_id, check_quality, scores, self.guard)
                 if rej is not None:
-                    return Aligned(sp.item, reject=rej, scores=scores)
-            # A result stored in the TTS cache travels on as its path (audio_ref), not its samples.
+                    return rejected(rej, scores)
+            # A result stored in the TTS cache travels on as its path, not its samples.
+            ref = None
             if r.audio_path is not None:
-                return Aligned(
-                    sp.item, None, r.sample_rate, words, chars, confidence,
-                    audio_ref=r.audio_path, n_samples=r.duration_samples, scores=scores,
-                )  # fmt: skip
-            return Aligned(
-                sp.item, r.audio if audio is None else audio, r.sample_rate, words, chars, confidence,
-                scores=scores,
+                ref = AudioRef(path=r.audio_path, sample_rate=r.sample_rate, n_samples=r.duration_samples)
+            clip = AlignedClip(
+                session_id=req.session_id, utterance_id=req.utterance_id, lang=req.lang, audio=ref,
+                words=words, chars=chars, confidence=confidence, scores=scores,
             )  # fmt: skip
+            if ref is not None:
+                return Aligned(clip)
+            return Aligned(clip, r.audio if audio is None else audio, r.sample_rate)
 
         if model is None:
-            words, rej = call_routed(STAGE, sp.item.session_id, native_words, r, policy=self.policy)
-            return Aligned(sp.item, reject=rej) if rej is not None else done(pack_spans(words), (), None)
+            words, rej = call_routed(STAGE, req.session_id, native_words, r, policy=self.policy)
+            return rejected(rej) if rej is not None else done(pack_spans(words), (), None)
         key = None
         if self.cache is not None:
             sha = r.audio_sha256 or audio_sha256(r.audio)
-            key = align_key(sha, r.sample_rate, sp.item.text, sp.item.lang, self.settings)
+            key = align_key(sha, r.sample_rate, req.text, req.lang, self.settings)
             hit = self.cache.get(key)
             if hit is not None:
                 return done(*hit)
         audio = r.audio if r.audio is not None else load(r).audio
         al, rej = call_routed(
-            STAGE,
-            sp.item.session_id,
-            model.align,
-            audio,
-            r.sample_rate,
-            sp.item.text,
-            sp.item.lang,
-            policy=self.policy,
+            STAGE, req.session_id, model.align, audio, r.sample_rate, req.text, req.lang, policy=self.policy
         )
         if rej is not None:
-            return Aligned(sp.item, reject=rej)
+            return rejected(rej)
         words, chars, conf = pack_spans(al.words), pack_spans(al.chars), float(al.confidence)
         scores = scores_of(al)
         if self.cache is not None:

@@ -1,6 +1,9 @@
 """Stage ``build``: the session's plan + its aligned clips -> a two-track :class:`BuiltSession`.
 
-Input: per session id, its :class:`~.plan.PlannedSession` and every :class:`~.align.Aligned` clip.
+Input: per session id, its sealed :class:`~.plan.PlannedSession` and every sealed
+:class:`~duplexloom.schemas.clip.AlignedClip` (its samples are read back from the clip's
+``AudioRef``, one session at a time; each clip becomes a ``timeline.merge.Clip``: its samples and its
+:class:`~duplexloom.schemas.ClipUtterance`, spans on the clip's clock).
 Output: ``(seed_id, (PlannedSession, BuiltSession))``; rejects ``(shard, Reject)``. One session gives
 at most one reject: when utterances failed in TTS or alignment, the session is rejected with the
 first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
@@ -8,9 +11,10 @@ Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run
 the annotation's cognition as ``think`` actions (``timeline.cognition.with_think_actions``, for the
 families in ``timeline.think_families``; offline cognition first re-cut at the seconds the user
 really spoke, ``annotators.cognition.on_session_clock``).
-Reject codes: the TTS and aligner codes, ``build_session``'s (``missing_clip``,
-``anchor_not_aligned``, ``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut
-stream's ``cognition_*`` checks.
+Reject codes: the TTS and aligner codes, ``clip_rate_mismatch`` (a clip's ``AudioRef`` at another
+rate than the session's), ``build_session``'s (``missing_clip``, ``anchor_not_aligned``,
+``interrupt_host_too_short``, ``timing_violation``, ...) and the re-cut stream's ``cognition_*``
+checks.
 """
 
 from __future__ import annotations
@@ -18,59 +22,68 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
+import numpy as np
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
-from duplexloom.pipelines.spool import load_clip
+from duplexloom.pipelines.spool import read_clip_audio
 from duplexloom.pipelines.stages import timed
 from duplexloom.pipelines.transport import prepare_worker, unpack_spans
-from duplexloom.schemas import Utterance
+from duplexloom.schemas import ClipUtterance, RejectError
+from duplexloom.schemas.clip import AlignedClip
 
 STAGE = "build"
 
 
-def make_clips(ps, aligned: list) -> dict:
+def clip_utterance(ps, clip: AlignedClip) -> ClipUtterance:
+    """The planned utterance of ``clip`` with its aligned spans (clip clock) and its clip's length."""
+    pu = ps.plan.utterance(clip.utterance_id)
+    return ClipUtterance(
+        id=pu.id,
+        speaker=pu.speaker,
+        speaker_id=(ps.user if pu.speaker == "user" else ps.assistant).id,
+        lang=pu.lang,
+        text=pu.text,
+        kind=pu.kind,
+        turn_index=pu.turn_index,
+        words=unpack_spans(clip.words),
+        chars=unpack_spans(clip.chars),
+        n_samples=clip.audio.n_samples,
+        align_confidence=clip.confidence,
+    )
+
+
+def make_clips(ps, aligned: list[AlignedClip], samples: dict[str, np.ndarray]) -> dict:
+    """``{utterance id: Clip}`` for ``build_session``; ``samples`` holds each clip's audio."""
     from duplexloom.timeline.merge import Clip
 
-    clips = {}
-    for a in aligned:
-        pu = ps.plan.utterance(a.item.utterance_id)
-        utt = Utterance(
-            id=pu.id,
-            speaker=pu.speaker,
-            speaker_id=a.item.speaker.id,
-            lang=pu.lang,
-            text=pu.text,
-            kind=pu.kind,
-            turn_index=pu.turn_index,
-            words=unpack_spans(a.words),
-            chars=unpack_spans(a.chars),
-            audio_start_samples=0,
-            audio_end_samples=int(a.audio.shape[0]),
-            align_confidence=a.confidence,
-        )
-        clips[pu.id] = Clip(utterance=utt, audio=a.audio)
-    return clips
+    return {a.utterance_id: Clip(clip_utterance(ps, a), samples[a.utterance_id]) for a in aligned}
 
 
-def build_one(ps, aligned: list, tcfg, run_seed: int, acfg=None):
+def read_samples(aligned: list[AlignedClip]) -> dict[str, np.ndarray]:
+    """Every clip's samples, read from its ``AudioRef`` (a spooled copy or the TTS cache)."""
+    return {a.utterance_id: read_clip_audio(a.audio) for a in aligned}
+
+
+def build_one(ps, aligned: list[AlignedClip], samples: dict[str, np.ndarray], tcfg, run_seed: int, acfg=None):
     from duplexloom.annotators.cognition import on_session_clock
     from duplexloom.timeline.cognition import with_think_actions
     from duplexloom.timeline.merge import build_session
 
-    built = build_session(ps.plan, make_clips(ps, aligned), tcfg, run_seed)
+    for a in aligned:
+        if a.audio.sample_rate != tcfg.sample_rate:
+            raise RejectError(
+                "clip_rate_mismatch",
+                f"clip {a.utterance_id}: {a.audio.sample_rate} Hz, the session's rate is {tcfg.sample_rate} Hz",
+            )
+    built = build_session(ps.plan, make_clips(ps, aligned, samples), tcfg, run_seed)
     ann = ps.annotation
     if acfg is not None and built.timeline.family in tcfg.think_families:
         ann = on_session_clock(ann, built.timeline, acfg)  # offline notes: cut at the real seconds
     tl = with_think_actions(built.timeline, ann, tcfg.think_families, tcfg.think_sources)
     if tl is built.timeline:
         return built
-    # BuiltSession is a dataclass; a record with model_copy would do as well.
-    return (
-        built.model_copy(update={"timeline": tl})
-        if hasattr(built, "model_copy")
-        else dataclasses.replace(built, timeline=tl)
-    )
+    return dataclasses.replace(built, timeline=tl)
 
 
 class BuildSession(beam.DoFn):
@@ -88,9 +101,7 @@ class BuildSession(beam.DoFn):
         if len(sessions) != 1:
             raise RuntimeError(f"session {seed_id}: expected one plan, got {len(sessions)}")
         ps = sessions[0].open()
-        # Clips arrive sealed, as spool or TTS-cache references (pipelines/spool.py); their audio is
-        # read back one session at a time.
-        aligned = sorted((load_clip(a.open()) for a in grouped["clips"]), key=lambda a: a.item.utterance_id)
+        aligned = sorted((a.open() for a in grouped["clips"]), key=lambda a: a.utterance_id)
         shard = shard_of(sample_key(seed_id), self.cfg.shards.num_shards)
         failed = [a.reject for a in aligned if a.reject is not None]
         if failed:
@@ -100,6 +111,9 @@ class BuildSession(beam.DoFn):
                 REJECTS, (shard, first.model_copy(update={"record_id": seed_id, "extra": extra}))
             )
             return
+        # Clips arrive sealed, as spool or TTS-cache references (pipelines/spool.py); their audio is
+        # read back one session at a time.
+        samples = read_samples(aligned)
         with timed(STAGE):
             built, rej = call_routed(
                 STAGE,
@@ -107,6 +121,7 @@ class BuildSession(beam.DoFn):
                 build_one,
                 ps,
                 aligned,
+                samples,
                 self.tcfg,
                 self.cfg.run_seed,
                 self.acfg,

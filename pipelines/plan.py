@@ -1,8 +1,8 @@
 """Stage ``plan``: annotation -> session plan + the session's two voices.
 
-Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, PlannedSession)`` and one
-:class:`SpeakItem` per utterance the plan needs spoken (the TTS stage's input); rejects
-``(shard, Reject)`` on the ``rejects`` tag.
+Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, Sealed(PlannedSession))`` and, on the
+``speak`` tag, one :class:`~duplexloom.schemas.clip.SpeakRequest` per utterance the plan needs
+spoken (the TTS stage's input); rejects ``(shard, Reject)`` on the ``rejects`` tag.
 Calls ``duplexloom.timeline.merge.plan_session(annotation, TimelineConfig, run_seed, library=...)``
 (family, the seeded speaker pair, texts to speak and every random draw).
 Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
@@ -20,6 +20,7 @@ from duplexloom.pipelines.stages import timed
 from duplexloom.pipelines.transport import seal
 from duplexloom.schemas import Seed, Speaker
 from duplexloom.schemas.annotation import Annotation
+from duplexloom.schemas.clip import SpeakRequest
 from duplexloom.schemas.plan import SessionPlan
 from duplexloom.timeline.merge import plan_session
 
@@ -38,18 +39,6 @@ class PlannedSession:
     assistant: Speaker
 
 
-@dataclass(frozen=True)
-class SpeakItem:
-    """One utterance to synthesize: the TTS ModelHandler's example."""
-
-    session_id: str
-    utterance_id: str
-    role: str  # "user" | "assistant"
-    lang: str
-    text: str
-    speaker: Speaker
-
-
 def plan_one(seed, annotation, tcfg, run_seed: int, library) -> PlannedSession:
     plan = plan_session(annotation, tcfg, run_seed, library=library)
     return PlannedSession(
@@ -57,21 +46,19 @@ def plan_one(seed, annotation, tcfg, run_seed: int, library) -> PlannedSession:
     )
 
 
-def speak_items(ps: PlannedSession) -> list[SpeakItem]:
-    out = []
-    for u in ps.plan.utterances_to_speak:
-        role = u.speaker
-        out.append(
-            SpeakItem(
-                session_id=ps.annotation.seed_id,
-                utterance_id=u.id,
-                role=role,
-                lang=u.lang,
-                text=u.text,
-                speaker=ps.user if role == "user" else ps.assistant,
-            )
+def speak_requests(ps: PlannedSession) -> list[SpeakRequest]:
+    """One request per utterance of the plan, in the plan's order, each with its speaker's voice."""
+    return [
+        SpeakRequest(
+            session_id=ps.annotation.seed_id,
+            utterance_id=u.id,
+            role=u.speaker,
+            lang=u.lang,
+            text=u.text,
+            speaker=ps.user if u.speaker == "user" else ps.assistant,
         )
-    return out
+        for u in ps.plan.utterances_to_speak
+    ]
 
 
 class PlanSession(beam.DoFn):
@@ -104,5 +91,5 @@ class PlanSession(beam.DoFn):
             )
             return
         yield (seed_id, seal(ps))  # opened by Build, after the session shuffle
-        for item in speak_items(ps):
-            yield beam.pvalue.TaggedOutput(SPEAK, item)
+        for request in speak_requests(ps):
+            yield beam.pvalue.TaggedOutput(SPEAK, request)

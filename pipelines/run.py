@@ -144,7 +144,7 @@ def build_pipeline(
     align_results = (
         spoken
         | "Align" >> align_step
-        | "AlignResult" >> beam.Map(lambda pr: (pr.inference.item.session_id, pr.inference))
+        | "AlignResult" >> beam.Map(lambda pr: (pr.inference.clip.session_id, pr.inference))
     )
     quality = align_results | "AlignQuality" >> beam.CombineGlobally(AlignQuality())
     aligned = align_results | "SpoolClips" >> beam.Map(SpoolClip(out_dir, n))

@@ -8,11 +8,12 @@ flat in the number of seeds: one session's clips and one sample's members at a t
 
 Layout, under ``<output.dir>/_work/`` (through FileSystems, so ``gs://`` and ``s3://`` work alike):
 * ``<shard:06d>/<session key>.clip.<utterance key>.npy`` — an aligned utterance's float32 audio
-  (written by the ``SpoolClips`` step after ``Align``, read by ``Build``);
+  (written by the ``SpoolClips`` step after ``Align``, which sets the clip's
+  :class:`~duplexloom.schemas.clip.AudioRef` to it; read by ``Build``, :func:`read_clip_audio`);
 * ``<shard:06d>/<session key>.blocks`` — a finished sample's tar blocks (its members'
   headers and data, ``sample_codec.sample_tar_blocks``; written by ``SpoolSamples`` after
   ``Serialize``, copied into the shard as they are by ``WriteShards``).
-An utterance whose audio is in the TTS cache is not spooled: its reference points there.
+An utterance whose audio is in the TTS cache is not spooled: its ``AudioRef`` points there.
 Every path is a pure function of (shard, seed id, utterance id), so a retried bundle overwrites the
 same files with the same bytes. ``WriteShards`` deletes a shard's folder once the shard and its
 state are written (rejected sessions' clips included); ``WriteOutputs`` deletes ``_work/`` at the
@@ -32,6 +33,7 @@ from apache_beam.io.filesystem import BeamIOError
 from duplexloom import storage as io
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.transport import seal
+from duplexloom.schemas.clip import AudioRef
 
 WORK_DIR = "_work"
 log = logging.getLogger("duplexloom.pipelines")
@@ -96,8 +98,9 @@ def delete_tree(path: str) -> None:
 
 
 class SpoolClip:
-    """``(session id, Aligned)`` with audio -> the same record with ``audio=None`` and ``audio_ref``
-    set, :class:`~.transport.Sealed` for the session shuffle (every record is sealed)."""
+    """``(session id, Aligned)`` -> ``(session id, Sealed(AlignedClip))``: samples still in memory
+    are written to the spool and the clip's ``audio`` set to them; every clip that is not a reject
+    then says where its samples are. Sealed for the session shuffle (every record is sealed)."""
 
     def __init__(self, out_dir: str, num_shards: int) -> None:
         self.out_dir = out_dir
@@ -105,28 +108,27 @@ class SpoolClip:
 
     def __call__(self, kv):
         session_id, a = kv
-        if a.audio is not None:  # not a reject, nor a reference into the TTS cache already
-            path = clip_path(self.out_dir, session_id, a.item.utterance_id, self.num_shards)
-            put_audio(path, a.audio)
-            a = dataclasses.replace(a, audio=None, audio_ref=path, n_samples=int(a.audio.shape[0]))
-        return session_id, seal(a)  # opened by Build, after the session shuffle
+        clip = a.clip
+        if a.samples is not None:  # not a reject, nor a reference into the TTS cache already
+            path = clip_path(self.out_dir, session_id, clip.utterance_id, self.num_shards)
+            put_audio(path, a.samples)
+            ref = AudioRef(path=path, sample_rate=a.sample_rate, n_samples=int(a.samples.shape[0]))
+            clip = clip.model_copy(update={"audio": ref})
+        return session_id, seal(clip)  # opened by Build, after the session shuffle
 
 
-def load_clip(a):
-    """The inverse of :class:`SpoolClip` (a record that still holds its audio is returned as is).
-    ``audio_ref`` is a spooled ``.npy`` or, in the TTS stage's lazy mode, the utterance's entry in
-    the TTS cache (a WAV or FLAC file at the session rate)."""
-    if a.audio is not None or a.audio_ref is None:
-        return a
-    if a.audio_ref.endswith(".npy"):
-        audio = get_audio(a.audio_ref)
+def read_clip_audio(ref: AudioRef) -> np.ndarray:
+    """The float32 samples ``ref`` points to: a spooled ``.npy`` or, in the TTS stage's lazy mode,
+    the utterance's entry in the TTS cache (a WAV or FLAC file at the session rate)."""
+    if ref.path.endswith(".npy"):
+        audio = get_audio(ref.path)
     else:
         from duplexloom.tts_adapters.cache import read_audio
 
-        audio, _ = read_audio(a.audio_ref, a.sample_rate)
-    if audio.shape[0] != a.n_samples:
-        raise RuntimeError(f"spooled clip {a.audio_ref}: {audio.shape[0]} samples, expected {a.n_samples}")
-    return dataclasses.replace(a, audio=audio)
+        audio, _ = read_audio(ref.path, ref.sample_rate)
+    if audio.shape[0] != ref.n_samples:
+        raise RuntimeError(f"spooled clip {ref.path}: {audio.shape[0]} samples, expected {ref.n_samples}")
+    return audio
 
 
 class SpoolSample:

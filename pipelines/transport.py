@@ -44,6 +44,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from duplexloom.schemas import TimedSpan
+from duplexloom.schemas.clip import PackedSpan  # (text, start_samples, end_samples, confidence)
 
 log = logging.getLogger("duplexloom.pipelines")
 
@@ -86,7 +87,6 @@ def seal(value: Any) -> Sealed:
 
 # --- packed spans --------------------------------------------------------------------------
 
-PackedSpan = tuple[str, int, int, float | None]  # (text, start_samples, end_samples, confidence)
 _SPAN_FIELDS = ("text", "start_samples", "end_samples", "confidence")
 _SPANS = TypeAdapter(tuple[TimedSpan, ...])
 

@@ -5,11 +5,13 @@ The backend (``duplexloom.tts_adapters.get_tts(tts.backend, **tts.options)``, wr
 and fed batches; inside a batch the items are grouped by (voice, language) so the backend sees
 one ``synthesize(texts, speaker, lang)`` call per group. A group whose call raises is retried item
 by item through the routing point, so one bad text rejects one utterance, not the batch.
-Input: :class:`~.plan.SpeakItem`. Output: :class:`Spoken` (the item and its ``SynthResult`` or
-its ``Reject``); the build stage turns an utterance reject into the session's reject.
+Input: :class:`~duplexloom.schemas.clip.SpeakRequest`. Output: :class:`Spoken` (the request and its
+``SynthResult`` or its ``Reject``; it goes on to the align stage within the same fused step, never
+through a shuffle); the build stage turns an utterance reject into the session's reject.
 Lazy mode (``lazy_audio``, when every worker can read the cache: see ``run.shared_cache``): a cached
-utterance comes as its path in the cache, length and content hash, without its samples; they are
-read where they are needed (alignment on a miss, the build stage). This spares a prompt-only rerun
+utterance comes as its path in the cache, length and content hash, without its samples (the align
+stage hands that path on as the clip's ``AudioRef``); they are read where they are needed (alignment
+on a miss, the build stage). This spares a prompt-only rerun
 one audio decode per utterance and the spool's copy of it.
 Reject codes: the backend's (``tts_unsupported_lang``, ``tts_empty_text``, ``tts_failed``, ...).
 """
@@ -24,11 +26,12 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stages import set_torch_threads, timed
 from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
+from duplexloom.schemas.clip import SpeakRequest
+from duplexloom.tts_adapters.base import SynthResult
 from duplexloom.tts_adapters.cache import CachedTTS
 
 STAGE = "tts"
@@ -37,12 +40,14 @@ log = logging.getLogger("duplexloom.pipelines")
 
 @dataclass(frozen=True)
 class Spoken:
-    item: SpeakItem
-    result: Any = None  # SynthResult
+    """A request and its synthesized audio (``result``) or its ``reject``."""
+
+    item: SpeakRequest
+    result: SynthResult | None = None
     reject: Reject | None = None
 
 
-class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
+class TTSModelHandler(ModelHandler[SpeakRequest, PredictionResult, Any]):
     def __init__(
         self,
         backend: str,
@@ -79,7 +84,7 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def run_inference(
-        self, batch: Sequence[SpeakItem], model, inference_args=None
+        self, batch: Sequence[SpeakRequest], model, inference_args=None
     ) -> Iterable[PredictionResult]:
         # torch's thread count is per thread (resampling runs torch): set it on this bundle thread.
         set_torch_threads(self.torch_threads)
@@ -123,7 +128,7 @@ class TTSModelHandler(ModelHandler[SpeakItem, PredictionResult, Any]):
         log.info("[%s] batch of %d utterances done (%d by this worker)", STAGE, len(batch), self.done)
         return [PredictionResult(example=it, inference=o) for it, o in zip(batch, out, strict=True)]
 
-    def get_num_bytes(self, batch: Sequence[SpeakItem]) -> int:
+    def get_num_bytes(self, batch: Sequence[SpeakRequest]) -> int:
         # For RunInference's byte metric; the default pickles the whole batch to measure it.
         return sum(len(it.text.encode("utf-8")) for it in batch)
 

@@ -8,7 +8,7 @@ from .sample import SampleMeta, TokenizerInfo
 from .seed import Seed, SeedTurn, check_untrusted_text
 from .speaker import Speaker
 from .timeline import AugmentationParam, Timeline
-from .utterance import TimedSpan, Utterance
+from .utterance import ClipUtterance, TimedSpan, Utterance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -18,6 +18,7 @@ __all__ = [
     "ActionPiece",
     "AugmentationParam",
     "ChunkRecord",
+    "ClipUtterance",
     "Record",
     "Reject",
     "RejectError",

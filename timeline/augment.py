@@ -9,7 +9,8 @@
 - ``cut_utterance`` / ``cut_audio``: an interrupted assistant keeps the words whose audio started
   before the stop, and its audio fades out at the stop.
 
-Input: texts, :class:`~duplexloom.schemas.Utterance` records (integer samples), numpy audio.
+Input: texts, utterance records on the clip clock (:class:`~duplexloom.schemas.ClipUtterance`) or the
+session clock (:class:`~duplexloom.schemas.Utterance`; cuts only), integer samples, numpy audio.
 Reject code: ``anchor_not_aligned`` (the anchor words are not in the aligned utterance).
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duplexloom.schemas import RejectError, TimedSpan, Utterance
+from duplexloom.schemas import ClipUtterance, RejectError, TimedSpan, Utterance
 from duplexloom.schemas.text_units import word_units
 
 _CLAUSE_PUNCT = re.compile(r"[,，、;；:：.。!！?？\u2014]")
@@ -73,7 +74,7 @@ def find_units(haystack: list[str], needle: list[str]) -> int | None:
     return None
 
 
-def _timed_units(utt: Utterance) -> list[tuple[str, int]]:
+def _timed_units(utt: Utterance | ClipUtterance) -> list[tuple[str, int]]:
     """(normalized unit, end sample) for every unit of the utterance's words.
 
     For Chinese a word may hold several characters; each character gets the word's end (character
@@ -87,8 +88,8 @@ def _timed_units(utt: Utterance) -> list[tuple[str, int]]:
     return out
 
 
-def anchor_end_samples(utt: Utterance, anchor: str) -> int:
-    """End of the anchor's last word on the utterance's clock (SPEC section 4)."""
+def anchor_end_samples(utt: Utterance | ClipUtterance, anchor: str) -> int:
+    """End of the anchor's last word on the utterance's clock, clip or session (SPEC section 4)."""
     timed = _timed_units(utt)
     needle = norm_units(anchor, utt.lang)
     i = find_units([u for u, _ in timed], needle)
@@ -202,39 +203,23 @@ def starts_with_ack(text: str, lang: str) -> bool:
     return any(us[: len(norm_units(a, lang))] == norm_units(a, lang) for a in ACK_PHRASES[lang])
 
 
-def speech_start(utt: Utterance) -> int:
+def _audio_span(utt: Utterance | ClipUtterance) -> tuple[int, int]:
+    """``[start, end)`` of the utterance's audio on its own clock."""
+    if isinstance(utt, ClipUtterance):
+        return 0, utt.n_samples
+    return utt.audio_start_samples, utt.audio_end_samples
+
+
+def speech_start(utt: Utterance | ClipUtterance) -> int:
     """First sample of speech: the first word's start (clips may open with silence)."""
-    return utt.words[0].start_samples if utt.words else utt.audio_start_samples
+    return utt.words[0].start_samples if utt.words else _audio_span(utt)[0]
 
 
-def speech_end(utt: Utterance) -> int:
+def speech_end(utt: Utterance | ClipUtterance) -> int:
     """End of speech: the last word's end (clips may close with silence), capped by a cut."""
-    end = utt.words[-1].end_samples if utt.words else utt.audio_end_samples
-    return min(end, utt.audio_end_samples) if utt.audio_end_samples > utt.audio_start_samples else end
-
-
-def shift_utterance(utt: Utterance, offset_samples: int, audio_len: int) -> Utterance:
-    """Move an utterance-local record onto the session clock at ``offset_samples``."""
-
-    def sh(spans: tuple[TimedSpan, ...]) -> tuple[TimedSpan, ...]:
-        return tuple(
-            s.model_copy(
-                update={
-                    "start_samples": s.start_samples + offset_samples,
-                    "end_samples": s.end_samples + offset_samples,
-                }
-            )
-            for s in spans
-        )
-
-    return utt.model_copy(
-        update={
-            "words": sh(utt.words),
-            "chars": sh(utt.chars),
-            "audio_start_samples": offset_samples,
-            "audio_end_samples": offset_samples + audio_len,
-        }
-    )
+    start, stop = _audio_span(utt)
+    end = utt.words[-1].end_samples if utt.words else stop
+    return min(end, stop) if stop > start else end
 
 
 def cut_utterance(utt: Utterance, cut_samples: int) -> Utterance:

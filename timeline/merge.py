@@ -7,7 +7,8 @@ Two steps, because TTS must know what to say before any audio exists:
    and every random draw (gaps, pause lengths, stop delays, positions), each recorded as an
    ``AugmentationParam`` with its distribution.
 2. :func:`build_session` (plan + ``{utterance id: Clip}`` -> :class:`BuiltSession`): place the
-   clips on the session clock, cut interrupted assistant speech, mix each track, pad both to whole
+   clips on the session clock (each clip's :class:`~duplexloom.schemas.ClipUtterance` becomes a
+   session :class:`~duplexloom.schemas.Utterance` through ``ClipUtterance.placed_at``), cut interrupted assistant speech, mix each track, pad both to whole
    chunks, and emit the action objects: ``response`` at a user turn's real end, ``interrupt`` at
    the semantic interrupt anchor, ``backchannel`` at the feedback's end, tool calls at the end of
    their anchor's last word (+ a configured delay). The result is validated by
@@ -32,7 +33,14 @@ from typing import Any, Literal
 import numpy as np
 
 from duplexloom.prompts import label_phrases, validate_arguments
-from duplexloom.schemas import ActionObject, AugmentationParam, RejectError, Timeline, Utterance
+from duplexloom.schemas import (
+    ActionObject,
+    AugmentationParam,
+    ClipUtterance,
+    RejectError,
+    Timeline,
+    Utterance,
+)
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
 from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, SessionPlan
 
@@ -51,11 +59,21 @@ Lang = Literal["zh", "en"]
 
 @dataclass(frozen=True)
 class Clip:
-    """A synthesized + aligned utterance: float32 mono audio at the session rate and its record with
-    utterance-local word/char times in samples."""
+    """A synthesized + aligned utterance: float32 mono audio at the session rate and its utterance
+    on the clip's clock (word/char times in samples from the clip's first sample)."""
 
-    utterance: Utterance
+    utterance: ClipUtterance
     audio: np.ndarray
+
+    def __post_init__(self) -> None:
+        # A session-clock Utterance here would be placed a second time: a caller bug, not data.
+        if not isinstance(self.utterance, ClipUtterance):
+            raise TypeError(f"Clip needs a ClipUtterance (clip clock), got {type(self.utterance).__name__}")
+        if self.audio.shape[0] != self.utterance.n_samples:
+            raise ValueError(
+                f"clip {self.utterance.id}: {self.audio.shape[0]} samples of audio, "
+                f"its utterance says {self.utterance.n_samples}"
+            )
 
 
 @dataclass(frozen=True)
@@ -568,7 +586,8 @@ def _plan_barge_in(st: _Planning, i: int, first: int) -> None:
 class _Placing:
     """The placement state of one session while it is built: the clips placed so far on the
     session clock (``placed``/``audio``, in placement ``order``), the derived values recorded for
-    ``Timeline.augmentation`` (``params``, appended in order) and the clips' own-clock utterances."""
+    ``Timeline.augmentation`` (``params``, appended in order) and the clips' own-clock utterances
+    fitted to their sound (``_local``)."""
 
     plan: SessionPlan
     clips: dict[str, Clip]
@@ -577,9 +596,9 @@ class _Placing:
     placed: dict[str, Utterance] = field(default_factory=dict)
     audio: dict[str, np.ndarray] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    _local: dict[str, Utterance] = field(default_factory=dict)
+    _local: dict[str, ClipUtterance] = field(default_factory=dict)
 
-    def local_utt(self, uid: str) -> Utterance:
+    def local_utt(self, uid: str) -> ClipUtterance:
         """Clip ``uid``'s utterance (clip clock) with word ends moved to the end of their sound."""
         if uid not in self._local:
             self._local[uid] = cover_sound(
@@ -594,7 +613,7 @@ class _Placing:
         a = np.asarray(self.clips[uid].audio, dtype=np.float32)
         loc = self.local_utt(uid)
         start = max(0, onset - aug.speech_start(loc))
-        utt = aug.shift_utterance(loc, start, int(a.shape[0])).model_copy(
+        utt = loc.placed_at(start).model_copy(
             update={
                 "id": uid,
                 "speaker": pu.speaker,

@@ -14,8 +14,8 @@ extends every word's end to the end of its sound before placing anything:
   aligner ran its span into a pause; a word starts at its first voiced frame when its span opens in
   silence, the first word where the clip's sound starts.
 
-Input: float32 mono audio and an utterance-local :class:`~duplexloom.schemas.Utterance`.
-Output: the same utterance with word (and character) spans fitted to their sound.
+Input: float32 mono audio and its utterance on the clip's clock (:class:`~duplexloom.schemas.ClipUtterance`).
+Output: the same clip utterance with word (and character) spans fitted to their sound.
 No reject codes.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duplexloom.schemas import TimedSpan, Utterance
+from duplexloom.schemas import ClipUtterance, TimedSpan
 
 FRAME_MS = 10
 REL_DB = 45.0  # voiced: within this many dB of the clip's loudest frame ...
@@ -80,8 +80,9 @@ def _cover(spans: tuple[TimedSpan, ...], voiced: np.ndarray, fr: int, limit: int
     return tuple(out)
 
 
-def cover_sound(utt: Utterance, audio: np.ndarray, sample_rate: int) -> Utterance:
-    """``utt`` (utterance-local clock) with every word/character end moved to the end of its sound."""
+def cover_sound(utt: ClipUtterance, audio: np.ndarray, sample_rate: int) -> ClipUtterance:
+    """``utt`` (its clip's clock, ``audio`` its clip) with every word/character end moved to the end
+    of its sound."""
     if not utt.words:
         return utt
     fr = frame_samples(sample_rate)

@@ -17,9 +17,9 @@ from duplexloom.pipelines.align import (
     check_quality,
 )
 from duplexloom.pipelines.config import AlignGuardConfig
-from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import RejectError
+from duplexloom.schemas.clip import AlignedClip, SpeakRequest
 from duplexloom.tts_adapters import get_tts, load_library
 
 SR = 16_000
@@ -47,7 +47,9 @@ def spoken():
     res = tts.synthesize([TEXT], speaker, "en")[0]
 
     def make(text: str) -> Spoken:
-        item = SpeakItem("s1", "s1-u0", "user", "en", text, speaker)
+        item = SpeakRequest(
+            session_id="s1", utterance_id="s1-u0", role="user", lang="en", text=text, speaker=speaker
+        )
         return Spoken(item, res)
 
     return make
@@ -58,29 +60,29 @@ def test_guard_ships_good_alignments_and_rejects_poor_ones_with_their_scores(spo
         "tiny", {}, 4, cache_dir=str(tmp_path), torch_threads=1, guard=AlignGuardConfig().model_dump()
     )
     model = handler.load_model()
-    good = handler.align_one(spoken(TEXT), model)
+    good = handler.align_one(spoken(TEXT), model).clip
     assert good.reject is None and good.scores is not None
     assert good.scores.speech_in_spans >= 0.95 and good.scores.mostly_silent_share == 0.0
     # The text of only the first two words: the rest of the speech lies outside every span.
-    poor = handler.align_one(spoken("Please turn"), model)
+    poor = handler.align_one(spoken("Please turn"), model).clip
     assert poor.reject is not None and poor.reject.code == "align_poor" and poor.reject.stage == "align"
     assert poor.scores is not None and poor.scores.speech_in_spans < 0.9
     assert poor.reject.extra["speech_in_spans"] == poor.scores.speech_in_spans
     assert "speech_in_spans" in poor.reject.detail
     # Cache hits keep their scores and the bar is applied again (a changed bar re-aligns nothing).
-    assert handler.align_one(spoken(TEXT), model) == good
-    again = handler.align_one(spoken("Please turn"), model)
+    assert handler.align_one(spoken(TEXT), model).clip == good
+    again = handler.align_one(spoken("Please turn"), model).clip
     assert again.reject == poor.reject and again.scores == poor.scores
     lenient = AlignerModelHandler("tiny", {}, 4, cache_dir=str(tmp_path), guard={"enabled": False})
-    shipped = lenient.align_one(spoken("Please turn"), lenient.load_model())
+    shipped = lenient.align_one(spoken("Please turn"), lenient.load_model()).clip
     assert shipped.reject is None and shipped.scores == poor.scores
 
 
 def test_quality_distribution_in_a_pipeline():
     def keyed(i, scores, poor=False, lang="en"):
-        item = SpeakItem(f"s{i}", f"s{i}-u0", "user", lang, "x", None)  # type: ignore[arg-type]
         rej = RejectError("align_poor", "x").to_reject(f"s{i}", "align") if poor else None
-        return (f"s{i}", Aligned(item, scores=scores, reject=rej))
+        clip = AlignedClip(session_id=f"s{i}", utterance_id=f"s{i}-u0", lang=lang, scores=scores, reject=rej)
+        return (f"s{i}", Aligned(clip))
 
     rows = [
         keyed(0, AlignScores(1.0, 0.0, 0.9)),

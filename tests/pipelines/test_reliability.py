@@ -376,15 +376,16 @@ def test_a_run_that_raises_leaves_no_spool(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def spoken_item():
-    from duplexloom.pipelines.plan import SpeakItem
     from duplexloom.pipelines.tts import Spoken
+    from duplexloom.schemas.clip import SpeakRequest
     from duplexloom.tts_adapters import get_tts
     from duplexloom.tts_adapters.speakers import load_library
 
     speaker = load_library(None).speakers[0]
     text = "hello there my friend"
     result = get_tts("espeak", sample_rate=16000).synthesize([text], speaker, "en")[0]
-    return Spoken(SpeakItem("s1", "u1", "user", "en", text, speaker), result)
+    req = SpeakRequest(session_id="s1", utterance_id="u1", role="user", lang="en", text=text, speaker=speaker)
+    return Spoken(req, result)
 
 
 def test_an_aligner_handler_copy_works_with_the_model_another_copy_loaded(spoken_item, tmp_path):
@@ -397,8 +398,8 @@ def test_an_aligner_handler_copy_works_with_the_model_another_copy_loaded(spoken
     handler = AlignerModelHandler("tiny", {}, 4, True, "reject", str(tmp_path / "align"), 1)
     first, second = pickle.loads(pickle.dumps(handler)), pickle.loads(pickle.dumps(handler))
     model = first.load_model()
-    a = first.run_inference([spoken_item], model)[0].inference
-    b = second.run_inference([spoken_item], model)[0].inference
+    a = first.run_inference([spoken_item], model)[0].inference.clip
+    b = second.run_inference([spoken_item], model)[0].inference.clip
     assert a.reject is None and a.words and a.words == b.words
 
 

@@ -16,6 +16,8 @@ from duplexloom.pipelines.align import Aligned
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, shard_bytes, shard_path, state_path
 from duplexloom.pipelines.transport import Sealed
+from duplexloom.schemas import Reject
+from duplexloom.schemas.clip import AlignedClip, AudioRef
 from duplexloom.timeline.sample_codec import (
     FIXED_MTIME,
     iter_shard,
@@ -99,35 +101,36 @@ def test_audio_and_members_round_trip(tmp_path):
     spool.delete_tree(spool.work_dir(out))  # a missing folder is fine
 
 
-def test_spool_clip_drops_the_audio_and_load_clip_restores_it(tmp_path):
-    from duplexloom.pipelines.plan import SpeakItem
+def _clip(**kw) -> AlignedClip:
+    return AlignedClip(session_id="sess", utterance_id="u1", lang="en", **kw)
 
-    item = SpeakItem("sess", "u1", "user", "en", "hello", None)  # the speaker plays no part here
+
+def test_spool_clip_writes_the_samples_and_the_clip_says_where_they_are(tmp_path):
     audio = np.linspace(-0.5, 0.5, 321, dtype=np.float32)
-    a = Aligned(item, audio, 16_000)
-    sid, sealed = spool.SpoolClip(str(tmp_path), 4)(("sess", a))
-    ref = sealed.open()
-    assert sid == "sess" and ref.audio is None and ref.n_samples == 321 and ref.audio_ref
-    back = spool.load_clip(ref)
-    assert np.array_equal(back.audio, audio) and back.item == item
-    rejected = Aligned(item)
-    assert spool.SpoolClip(str(tmp_path), 4)(("sess", rejected)) == ("sess", Sealed.of(rejected))
+    sid, sealed = spool.SpoolClip(str(tmp_path), 4)(("sess", Aligned(_clip(), audio, 16_000)))
+    clip = sealed.open()
+    assert sid == "sess" and isinstance(clip, AlignedClip)
+    assert clip.audio == AudioRef(
+        path=spool.clip_path(str(tmp_path), "sess", "u1", 4), sample_rate=16_000, n_samples=321
+    )
+    assert np.array_equal(spool.read_clip_audio(clip.audio), audio)
+    rejected = _clip(reject=Reject(record_id="sess", stage="tts", code="tts_failed"))
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", Aligned(rejected))) == ("sess", Sealed.of(rejected))
 
 
 def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(tmp_path):
-    from duplexloom.pipelines.plan import SpeakItem
     from duplexloom.tts_adapters import SynthesisCache, SynthResult
 
-    item = SpeakItem("sess", "u1", "user", "en", "hello", None)
     audio = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
     entry = SynthesisCache(tmp_path / "tts").put("k" * 64, SynthResult(audio, 16_000))
-    ref = Aligned(item, None, 16_000, audio_ref=entry.audio_path, n_samples=16_000)
-    assert spool.SpoolClip(str(tmp_path), 4)(("sess", ref)) == ("sess", Sealed.of(ref))
+    ref = AudioRef(path=entry.audio_path, sample_rate=16_000, n_samples=16_000)
+    clip = _clip(audio=ref)
+    assert spool.SpoolClip(str(tmp_path), 4)(("sess", Aligned(clip))) == ("sess", Sealed.of(clip))
     assert not (tmp_path / "_work").exists()
-    back = spool.load_clip(ref)
-    assert np.array_equal(back.audio, entry.audio) and np.allclose(back.audio, audio, atol=2**-22)
+    back = spool.read_clip_audio(ref)
+    assert np.array_equal(back, entry.audio) and np.allclose(back, audio, atol=2**-22)
     with pytest.raises(RuntimeError, match="expected 15999"):
-        spool.load_clip(Aligned(item, None, 16_000, audio_ref=entry.audio_path, n_samples=15_999))
+        spool.read_clip_audio(ref.model_copy(update={"n_samples": 15_999}))
 
 
 def _encoded(out: str, key: str, shard: int) -> EncodedSample:

@@ -8,24 +8,27 @@ stage is covered there only (its module is being reworked by issue 16)."""
 from __future__ import annotations
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from duplexloom.pipelines.align import Aligned, AlignerModelHandler
-from duplexloom.pipelines.build import BuildSession, build_one
+from duplexloom.pipelines.build import BuildSession, build_one, read_samples
 from duplexloom.pipelines.config import load_config
 from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.keys import sample_key, shard_of
-from duplexloom.pipelines.plan import SPEAK, PlanSession, SpeakItem, plan_one, speak_items
+from duplexloom.pipelines.plan import SPEAK, PlanSession, plan_one, speak_requests
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
+from duplexloom.pipelines.spool import SpoolClip
 from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.transport import Sealed
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
-from duplexloom.schemas import Reject, Seed, SeedTurn
+from duplexloom.schemas import Reject, RejectError, Seed, SeedTurn
+from duplexloom.schemas.clip import AlignedClip
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
 from duplexloom.tts_adapters import load_library
 from tests.timeline.test_merge_fixtures import en_annotation
@@ -58,7 +61,7 @@ def planned(cfg):
 @pytest.fixture(scope="module")
 def spoken(cfg, planned):
     handler = TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 8)
-    return [pr.inference for pr in handler.run_inference(speak_items(planned), handler.load_model())]
+    return [pr.inference for pr in handler.run_inference(speak_requests(planned), handler.load_model())]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,14 @@ def aligned(cfg, spoken):
     return [pr.inference for pr in handler.run_inference(spoken, handler.load_model())]
 
 
-def test_plan_stage_emits_the_plan_its_speak_items_and_rejects(cfg, planned):
+@pytest.fixture(scope="module")
+def spooled(cfg, aligned, tmp_path_factory) -> list[AlignedClip]:
+    """The aligned clips as they cross the session shuffle: samples spooled, each clip's AudioRef set."""
+    spool = SpoolClip(str(tmp_path_factory.mktemp("out")), cfg.shards.num_shards)
+    return [spool((a.clip.session_id, a))[1].open() for a in aligned]
+
+
+def test_plan_stage_emits_the_plan_its_speak_requests_and_rejects(cfg, planned):
     bad = en_annotation("interrupt", seed_id="no-interruptions", interruptions=())
     with TestPipeline() as p:
         out = (
@@ -92,8 +102,9 @@ def test_plan_stage_emits_the_plan_its_speak_items_and_rejects(cfg, planned):
 
 
 def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned):
-    items = speak_items(planned)
-    bad = SpeakItem(SID, "bad", "user", "fr", "Bonjour.", items[0].speaker)
+    items = speak_requests(planned)
+    # Same voice and language as the first item, so it fails inside that item's group call.
+    bad = items[0].model_copy(update={"utterance_id": "bad", "text": "... !"})
     rate = cfg.timeline_config().sample_rate
 
     def summary(sp: Spoken):
@@ -108,16 +119,19 @@ def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned)
             | RunInference(TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 4))
             | beam.Map(lambda pr: summary(pr.inference))
         )
-        want = [(it.utterance_id, rate, True) for it in items] + [("bad", "tts", "tts_unsupported_lang")]
+        want = [(it.utterance_id, rate, True) for it in items] + [("bad", "tts", "tts_empty_text")]
         assert_that(out, equal_to(want))
 
 
 def test_align_stage_gives_word_spans_inside_the_audio(cfg, spoken):
+    n_words = {sp.item.utterance_id: len(sp.item.text.split()) for sp in spoken}
+
     def summary(a: Aligned):
-        assert a.reject is None, a.reject
-        n = a.audio.shape[0] if a.audio is not None else a.n_samples
-        inside = all(0 <= w[1] < w[2] <= n for w in a.words)
-        return (a.item.utterance_id, len(a.words) == len(a.item.text.split()), inside)
+        c = a.clip
+        assert c.reject is None, c.reject
+        n = a.samples.shape[0] if a.samples is not None else c.audio.n_samples
+        inside = all(0 <= w[1] < w[2] <= n for w in c.words)
+        return (c.utterance_id, len(c.words) == n_words[c.utterance_id], inside)
 
     handler = AlignerModelHandler(
         cfg.aligner.backend, cfg.aligner.options, 4, cfg.aligner.enabled, guard=cfg.aligner.guard.model_dump()
@@ -127,13 +141,53 @@ def test_align_stage_gives_word_spans_inside_the_audio(cfg, spoken):
         assert_that(out, equal_to([(sp.item.utterance_id, True, True) for sp in spoken]))
 
 
-def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg, planned, aligned):
-    want = build_one(planned, aligned, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
+def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_session(cfg, planned, tmp_path):
+    """Lazy mode: a cached utterance leaves TTS as its cache entry, the align stage hands that path
+    on as the clip's AudioRef (nothing to spool), and the built session equals the one built from
+    the same cached samples passed on in memory and spooled."""
+    requests = speak_requests(planned)
+    cache, n = str(tmp_path / "tts"), cfg.shards.num_shards
+    aligner = AlignerModelHandler(
+        cfg.aligner.backend, cfg.aligner.options, 8, cfg.aligner.enabled, guard=cfg.aligner.guard.model_dump()
+    )
+    model = aligner.load_model()
+    clips = {}
+    for lazy in (False, True):  # the first pass also fills the cache
+        tts = TTSModelHandler(cfg.tts.backend, tts_options(cfg), cache, 8, lazy_audio=lazy)
+        spoken = [pr.inference for pr in tts.run_inference(requests, tts.load_model())]
+        aligned = [pr.inference for pr in aligner.run_inference(spoken, model)]
+        out = str(tmp_path / f"out-{lazy}")
+        clips[lazy] = [SpoolClip(out, n)((a.clip.session_id, a))[1].open() for a in aligned]
+        if lazy:
+            assert all(sp.result.audio is None for sp in spoken)
+            assert [c.audio.path for c in clips[lazy]] == [sp.result.audio_path for sp in spoken]
+            assert not (tmp_path / f"out-{lazy}" / "_work").exists()
+        else:
+            assert all(c.audio.path.endswith(".npy") for c in clips[lazy])
+    tcfg, acfg = cfg.timeline_config(), cfg.annotator_config()
+    # a clip at another rate than the session's is refused, not mixed in at the wrong speed
+    other = clips[True][0].model_copy(
+        update={"audio": clips[True][0].audio.model_copy(update={"sample_rate": 22_050})}
+    )
+    with pytest.raises(RejectError) as e:
+        build_one(planned, [other, *clips[True][1:]], read_samples(clips[True]), tcfg, cfg.run_seed, acfg)
+    assert e.value.code == "clip_rate_mismatch"
+    eager, lazy = (
+        build_one(planned, clips[k], read_samples(clips[k]), tcfg, cfg.run_seed, acfg) for k in (False, True)
+    )
+    assert lazy.timeline == eager.timeline
+    assert np.array_equal(lazy.user_audio, eager.user_audio)
+    assert np.array_equal(lazy.assistant_audio, eager.assistant_audio)
+
+
+def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg, planned, spooled):
+    samples = read_samples(spooled)
+    want = build_one(planned, spooled, samples, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
     # an utterance that failed upstream: the session carries that utterance's reject
     rej = Reject(record_id="x", stage="tts", code="tts_failed", detail="engine died")
-    failed = [Aligned(aligned[0].item, reject=rej), *aligned[1:]]
+    failed = [spooled[0].model_copy(update={"audio": None, "reject": rej}), *spooled[1:]]
     sessions = [
-        (SID, {"sessions": [Sealed.of(planned)], "clips": [Sealed.of(a) for a in aligned]}),
+        (SID, {"sessions": [Sealed.of(planned)], "clips": [Sealed.of(a) for a in spooled]}),
         ("broken", {"sessions": [Sealed.of(planned)], "clips": [Sealed.of(a) for a in failed]}),
     ]
     with TestPipeline() as p:
@@ -154,8 +208,10 @@ def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg,
         )
 
 
-def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, aligned):
-    built = build_one(planned, aligned, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
+def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, spooled):
+    built = build_one(
+        planned, spooled, read_samples(spooled), cfg.timeline_config(), cfg.run_seed, cfg.annotator_config()
+    )
     with TestPipeline() as p:
         out = (
             p

@@ -154,6 +154,15 @@ def test_rejects_missing_clip_and_unaligned_anchor():
     assert e.value.code == "anchor_not_aligned"
 
 
+def test_a_clip_holds_its_utterance_on_the_clip_clock_and_exactly_its_audio():
+    plan = plan_session(tool_annotation("en"), PLAIN, 3, library=library())
+    u0 = make_clips(plan)["u0"]
+    with pytest.raises(TypeError, match="ClipUtterance"):
+        Clip(u0.utterance.placed_at(0), u0.audio)  # a session-clock utterance
+    with pytest.raises(ValueError, match="samples of audio"):
+        Clip(u0.utterance, u0.audio[:-1])
+
+
 def test_plan_rejects():
     with pytest.raises(RejectError) as e:
         plan_session(en_annotation("toolcall"), PLAIN, 1, library=library())

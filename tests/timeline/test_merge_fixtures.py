@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from duplexloom.schemas import TimedSpan, Utterance
+from duplexloom.schemas import ClipUtterance, TimedSpan
 from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn, Annotation
 from duplexloom.timeline import augment as aug
 from duplexloom.timeline.merge import Clip, SessionPlan
@@ -74,14 +74,14 @@ def make_clips(plan: SessionPlan) -> dict[str, Clip]:
     for u in plan.utterances_to_speak:
         spk = plan.user_speaker_id if u.speaker == "user" else plan.assistant_speaker_id
         audio, words = _synth(u.text, spk, u.lang)
-        utt = Utterance(
+        utt = ClipUtterance(
             id=u.id,
             speaker=u.speaker,
             lang=u.lang,
             text=u.text,
             kind=u.kind,
             words=words,
-            audio_end_samples=int(audio.shape[0]),
+            n_samples=int(audio.shape[0]),
         )
         clips[u.id] = Clip(utterance=utt, audio=audio)
     return clips

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duplexloom.schemas import TimedSpan, Utterance
+from duplexloom.schemas import ClipUtterance, TimedSpan
 from duplexloom.timeline.sound import cover_sound, voiced_frames
 
 SR = 16_000
@@ -19,12 +19,14 @@ def _silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SR), np.float32)
 
 
-def _utt(spans: list[tuple[str, float, float]], lang: str = "en") -> Utterance:
+def _utt(spans: list[tuple[str, float, float]], lang: str = "en") -> ClipUtterance:
     words = tuple(TimedSpan(text=w, start_samples=int(s * SR), end_samples=int(e * SR)) for w, s, e in spans)
-    return Utterance(id="u", speaker="user", lang=lang, text=" ".join(w for w, _, _ in spans), words=words)
+    return ClipUtterance(
+        id="u", speaker="user", lang=lang, text=" ".join(w for w, _, _ in spans), words=words
+    )
 
 
-def _ends(u: Utterance) -> list[float]:
+def _ends(u: ClipUtterance) -> list[float]:
     return [round(w.end_samples / SR, 2) for w in u.words]
 
 
