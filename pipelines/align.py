@@ -41,7 +41,7 @@ from duplexloom.localfs import write_atomic
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
 from duplexloom.tts_adapters.cache import audio_sha256, load

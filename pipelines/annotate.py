@@ -16,7 +16,7 @@ import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.schemas import Reject
 
 STAGE = "annotate"
@@ -28,8 +28,8 @@ class AnnotateBatch(beam.DoFn):
         self.cfg = cfg
 
     def setup(self) -> None:
-        self.acfg = self.cfg.annotator_config()
-        self.tcfg = self.cfg.timeline_config()
+        self.acfg = self.cfg.annotator
+        self.tcfg = self.cfg.timeline
 
     def process(self, batch):
         from duplexloom.annotators import annotate_batch

@@ -24,7 +24,7 @@ from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.spool import load_clip
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.schemas import Utterance
 
 STAGE = "build"

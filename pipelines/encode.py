@@ -39,7 +39,7 @@ from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
 from duplexloom.schemas.units import chunk_samples
@@ -223,7 +223,7 @@ def encode_one(
     key = sample_key(ps.annotation.seed_id)
     ann = ps.annotation
     reply = next((c.reply_text for c in ann.cognition), None)
-    status = cognition_status(ann, tl, sc.layouts, cfg.timeline_config().think_families)
+    status = cognition_status(ann, tl, sc.layouts, cfg.timeline.think_families)
     meta = SampleMeta(
         key=key,
         family=ps.plan.family,
@@ -239,7 +239,7 @@ def encode_one(
             "seed": ps.seed.model_dump(mode="json"),
             "annotation": dict(ann.provenance),
             "prompt_hashes": dict(ann.prompt_hashes),
-            "annotator": cfg.annotator_config().backend,
+            "annotator": cfg.annotator.backend,
             "tts": {"backend": cfg.tts.backend, "options": dict(cfg.tts.options)},
             "aligner": {
                 "backend": cfg.aligner.backend if cfg.aligner.enabled else "native",

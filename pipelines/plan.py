@@ -17,7 +17,7 @@ import apache_beam as beam
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.routing import REJECTS, call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.schemas import Seed, Speaker
 from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.plan import SessionPlan
@@ -81,7 +81,7 @@ class PlanSession(beam.DoFn):
     def setup(self) -> None:
         from duplexloom.tts_adapters.speakers import load_library
 
-        self.tcfg = self.cfg.timeline_config()
+        self.tcfg = self.cfg.timeline
         self.library = load_library(self.cfg.tts.speaker_library)
 
     def process(self, kv):

@@ -40,7 +40,6 @@ from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
-from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.tts import TTSModelHandler
 
 log = logging.getLogger("duplexloom.pipelines")
@@ -111,13 +110,13 @@ def build_pipeline(
         policy=policy,
     )
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
-    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
+    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator.dedup_threshold, n)
     planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = io.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
             cfg.tts.backend,
-            tts_options(cfg),
+            cfg.tts_options(),
             tts_cache,
             cfg.tts.batch_size,
             policy,

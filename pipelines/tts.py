@@ -27,7 +27,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.plan import SpeakItem
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.schemas import Reject
 from duplexloom.tts_adapters.cache import CachedTTS
 

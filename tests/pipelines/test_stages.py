@@ -23,7 +23,6 @@ from duplexloom.pipelines.plan import SPEAK, PlanSession, SpeakItem, plan_one, s
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
-from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
 from duplexloom.schemas import Reject, Seed, SeedTurn
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
@@ -50,14 +49,12 @@ def _shard(cfg, seed_id: str) -> int:
 @pytest.fixture(scope="module")
 def planned(cfg):
     ann = en_annotation("dialogue")
-    return plan_one(
-        _seed(SID), ann, cfg.timeline_config(), cfg.run_seed, load_library(cfg.tts.speaker_library)
-    )
+    return plan_one(_seed(SID), ann, cfg.timeline, cfg.run_seed, load_library(cfg.tts.speaker_library))
 
 
 @pytest.fixture(scope="module")
 def spoken(cfg, planned):
-    handler = TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 8)
+    handler = TTSModelHandler(cfg.tts.backend, cfg.tts_options(), None, 8)
     return [pr.inference for pr in handler.run_inference(speak_items(planned), handler.load_model())]
 
 
@@ -94,7 +91,7 @@ def test_plan_stage_emits_the_plan_its_speak_items_and_rejects(cfg, planned):
 def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned):
     items = speak_items(planned)
     bad = SpeakItem(SID, "bad", "user", "fr", "Bonjour.", items[0].speaker)
-    rate = cfg.timeline_config().sample_rate
+    rate = cfg.timeline.sample_rate
 
     def summary(sp: Spoken):
         if sp.reject is not None:
@@ -105,7 +102,7 @@ def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned)
         out = (
             p
             | beam.Create([*items, bad])
-            | RunInference(TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 4))
+            | RunInference(TTSModelHandler(cfg.tts.backend, cfg.tts_options(), None, 4))
             | beam.Map(lambda pr: summary(pr.inference))
         )
         want = [(it.utterance_id, rate, True) for it in items] + [("bad", "tts", "tts_unsupported_lang")]
@@ -128,7 +125,7 @@ def test_align_stage_gives_word_spans_inside_the_audio(cfg, spoken):
 
 
 def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg, planned, aligned):
-    want = build_one(planned, aligned, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
+    want = build_one(planned, aligned, cfg.timeline, cfg.run_seed, cfg.annotator)
     # an utterance that failed upstream: the session carries that utterance's reject
     rej = Reject(record_id="x", stage="tts", code="tts_failed", detail="engine died")
     failed = [Aligned(aligned[0].item, reject=rej), *aligned[1:]]
@@ -155,7 +152,7 @@ def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg,
 
 
 def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, aligned):
-    built = build_one(planned, aligned, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
+    built = build_one(planned, aligned, cfg.timeline, cfg.run_seed, cfg.annotator)
     with TestPipeline() as p:
         out = (
             p
@@ -166,7 +163,7 @@ def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, aligned)
             lambda e: (
                 e.shard,
                 e.row["seed_id"],
-                e.row["n_chunks"] * cfg.timeline_config().chunk_samples == built.timeline.duration_samples,
+                e.row["n_chunks"] * cfg.timeline.chunk_samples == built.timeline.duration_samples,
                 set(REQUIRED_MEMBERS) <= set(e.members),
             )
         )

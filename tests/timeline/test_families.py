@@ -79,7 +79,7 @@ def test_any_seed_into_any_family_shares_follow_the_mix():
     from duplexloom.schemas.annotation import Annotation
 
     cfg = load_config(None, [])
-    tcfg = cfg.timeline_config()
+    tcfg = cfg.timeline
     seeds = [
         Seed(**json.loads(line))
         for p in sorted(FULL_SEEDS.glob("*.jsonl"))
