@@ -4,7 +4,8 @@ Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, PlannedSession)`` 
 :class:`SpeakItem` per utterance the plan needs spoken (the TTS stage's input); rejects
 ``(shard, Reject)`` on the ``rejects`` tag.
 Calls ``duplexloom.timeline.merge.plan_session(annotation, TimelineConfig, run_seed, library=...)``
-(family, the seeded speaker pair, texts to speak and every random draw).
+(the seeded speaker pair, texts to speak and every random draw, for the family the annotation
+carries: decided once by the annotate stage, read, never re-decided here).
 Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
 """
 

@@ -1,9 +1,8 @@
-"""Each Beam stage of the job on its own, in a real ``TestPipeline`` (DirectRunner): plan, TTS,
-align, build, serialize and write. Inputs are made by the pure code the stage before calls (real
-espeak-ng speech and the bundled aligner, no mocks); each test checks what the stage emits on its
-main output and on its rejects tag; the write stage also writes its shard and resumes from its
-state. ``test_seeds.py`` covers the seed stage and ``test_run.py`` the whole composition; the annotate
-stage is covered there only (its module is being reworked by issue 16)."""
+"""Each Beam stage of the job on its own, in a real ``TestPipeline`` (DirectRunner): annotate,
+plan, TTS, align, build, serialize and write. Inputs are made by the pure code the stage before
+calls (real espeak-ng speech and the bundled aligner, no mocks); each test checks what the stage
+emits on its main output and on its rejects tag; the write stage also writes its shard and resumes
+from its state. ``test_seeds.py`` covers the seed stage and ``test_run.py`` the whole composition."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from duplexloom.pipelines.align import Aligned, AlignerModelHandler
+from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession, build_one
 from duplexloom.pipelines.config import load_config
 from duplexloom.pipelines.encode import EncodeSample
@@ -25,6 +25,7 @@ from duplexloom.pipelines.seeds import ShardPlan
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
 from duplexloom.schemas import Reject, Seed, SeedTurn
+from duplexloom.timeline.families import choose_family
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
 from duplexloom.tts_adapters import load_library
 from tests.timeline.test_merge_fixtures import en_annotation
@@ -64,6 +65,24 @@ def aligned(cfg, spoken):
         cfg.aligner.backend, cfg.aligner.options, 8, cfg.aligner.enabled, guard=cfg.aligner.guard.model_dump()
     )
     return [pr.inference for pr in handler.run_inference(spoken, handler.load_model())]
+
+
+def test_annotate_stage_decides_each_family_once_and_the_annotation_carries_it(cfg):
+    """The seed's own family, else the seeded draw from the mix; an unknown one is rejected here,
+    and the later stages read the decided family from the annotation."""
+    turns = (SeedTurn(role="user", text="Is it cold today?"), SeedTurn(role="assistant", text="A bit, yes."))
+    seeds = [
+        Seed(id=sid, lang="en", kind="dialogue", family=fam, turns=turns)
+        for sid, fam in [("drawn-0", None), ("drawn-1", "auto"), ("named", "pause"), ("odd", "karaoke")]
+    ]
+    want = [(s.id, choose_family(s.family, cfg.timeline, cfg.run_seed, s.id)) for s in seeds[:3]]
+    assert want[2] == ("named", "pause")
+    with TestPipeline() as p:
+        out = p | beam.Create([(0, seeds)]) | beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
+        families = out.ok | beam.Map(lambda kv: (kv[0], kv[1][1].family))
+        assert_that(families, equal_to(want), label="families")
+        codes = out[REJECTS] | beam.Map(lambda sr: (sr[0], sr[1].record_id, sr[1].stage, sr[1].code))
+        assert_that(codes, equal_to([(0, "odd", "annotate", "unknown_family")]), label="rej")
 
 
 def test_plan_stage_emits_the_plan_its_speak_items_and_rejects(cfg, planned):
