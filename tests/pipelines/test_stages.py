@@ -28,6 +28,7 @@ from duplexloom.schemas import Reject, Seed, SeedTurn
 from duplexloom.timeline.families import choose_family
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
 from duplexloom.tts_adapters import load_library
+from tests.pipelines.manifest_rows import manifest_row
 from tests.timeline.test_merge_fixtures import en_annotation
 
 SID = "en-weather-1"
@@ -181,8 +182,8 @@ def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, aligned)
         rows = out.ok | beam.Map(
             lambda e: (
                 e.shard,
-                e.row["seed_id"],
-                e.row["n_chunks"] * cfg.timeline.chunk_samples == built.timeline.duration_samples,
+                e.row.seed_id,
+                e.row.n_chunks * cfg.timeline.chunk_samples == built.timeline.duration_samples,
                 set(REQUIRED_MEMBERS) <= set(e.members),
             )
         )
@@ -194,7 +195,7 @@ def test_write_stage_writes_the_shard_and_its_state_then_resume_reads_the_state(
     # Two tiny samples (any members: the writer only orders and tars them) and one reject.
     samples = [
         EncodedSample(
-            shard=2, key=k, members={"json": f'{{"k": "{k}"}}'.encode(), "txt": b"x"}, row={"seed_id": k}
+            shard=2, key=k, members={"json": f'{{"k": "{k}"}}'.encode(), "txt": b"x"}, row=manifest_row(k, 2)
         )
         for k in ("b-key", "a-key")
     ]
@@ -204,7 +205,7 @@ def test_write_stage_writes_the_shard_and_its_state_then_resume_reads_the_state(
     out_dir = str(tmp_path / "out")
 
     def summary(r):
-        return (r.shard, [row["seed_id"] for row in r.rows], [x.code for x in r.rejects], r.skipped)
+        return (r.shard, [row.seed_id for row in r.rows], [x.code for x in r.rejects], r.skipped)
 
     with TestPipeline() as p:
         out = (
