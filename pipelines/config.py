@@ -348,7 +348,7 @@ def _sides_in(value: Any) -> list[Any]:
 
 def check_serializer(cfg: RunConfig) -> None:
     """Layouts, ASR sides and the tokenizer, as the serialize stage will use them."""
-    from duplexloom.pipelines.encode import LAYOUTS
+    from duplexloom.pipelines.serialize import LAYOUTS
 
     sc = cfg.serializer.model_dump(mode="json")
     for name in sc.get("layouts") or ():

@@ -31,13 +31,13 @@ from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
 from duplexloom.pipelines.dedup import NearDuplicates
-from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.memory import pin_mmap_threshold
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
 from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
+from duplexloom.pipelines.serialize import SerializeSample
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
 from duplexloom.pipelines.tts import TTSModelHandler
@@ -153,7 +153,7 @@ def build_pipeline(
         | "GroupSession" >> beam.CoGroupByKey()
         | "Build" >> beam.ParDo(BuildSession(cfg)).with_outputs(REJECTS, main="ok")
     )
-    encoded = built.ok | "Serialize" >> beam.ParDo(EncodeSample(cfg, progress_total)).with_outputs(
+    encoded = built.ok | "Serialize" >> beam.ParDo(SerializeSample(cfg, progress_total)).with_outputs(
         REJECTS, main="ok"
     )
     rejects = (

@@ -1,7 +1,7 @@
 """Per sample whether cognition and chains reached the data, and the summary's counts per family."""
 
-from duplexloom.pipelines.encode import cognition_status
 from duplexloom.pipelines.outputs import cognition_counts
+from duplexloom.pipelines.serialize import cognition_status
 from duplexloom.schemas import ActionObject, Timeline
 from duplexloom.schemas.annotation import (
     AnnotatedTurn,

@@ -16,12 +16,12 @@ from duplexloom.pipelines.align import Aligned, AlignerModelHandler
 from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession, build_one
 from duplexloom.pipelines.config import load_config
-from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.pickling import Sealed
 from duplexloom.pipelines.plan import SPEAK, PlanSession, SpeakItem, plan_one, speak_items
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import ShardPlan
+from duplexloom.pipelines.serialize import SerializeSample
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
 from duplexloom.schemas import Reject, Seed, SeedTurn
@@ -177,7 +177,7 @@ def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, aligned)
         out = (
             p
             | beam.Create([(SID, (planned, built))])
-            | beam.ParDo(EncodeSample(cfg)).with_outputs(REJECTS, main="ok")
+            | beam.ParDo(SerializeSample(cfg)).with_outputs(REJECTS, main="ok")
         )
         rows = out.ok | beam.Map(
             lambda e: (

@@ -1,5 +1,8 @@
 """Stage ``serialize``: a built session -> chunk records, trace, sample metadata and tar members.
 
+One sample goes :func:`serialize_one` (the chunk records) -> :func:`semantic_one` (the SPEC 17
+self-check) -> :func:`encode_one` (the tar members and its manifest row); :class:`SerializeSample`
+is the DoFn that runs them and routes their rejects.
 Input: ``(seed_id, (PlannedSession, BuiltSession))``. Output: :class:`~.shards.EncodedSample` (the
 shard, the key, the members of ``duplexloom.timeline.sample_codec.encode_sample`` plus any extra
 layout members, the manifest row and the timing stats); rejects ``(shard, Reject)``.
@@ -320,7 +323,7 @@ def drawn_values(tl) -> dict[str, list[float]]:
     return out
 
 
-class EncodeSample(beam.DoFn):
+class SerializeSample(beam.DoFn):
     def __init__(self, cfg, progress_total: int | None = None) -> None:
         self.cfg = cfg
         self.total = progress_total
