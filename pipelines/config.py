@@ -193,8 +193,8 @@ class RunConfig(_Section):
             return self._given[info.field_name]
         return v.model_dump(mode="json", exclude_unset=True)
 
-    # Kept for the stage modules of parallel work (pipelines/build.py, pipelines/run.py) until they
-    # read ``cfg.annotator`` / ``cfg.timeline`` directly.
+    # Kept only for pipelines/build.py (being reworked in parallel) until it reads
+    # ``cfg.annotator`` / ``cfg.timeline`` directly; then these two go.
     def annotator_config(self) -> AnnotatorConfig:
         return self.annotator
 
