@@ -1,30 +1,33 @@
 """``annotate_batch``: seeds in, one ``Annotation`` or ``Reject`` per seed out, same order.
 
-This is what the Beam annotation stage calls per bundle. It picks the backend from the config,
-resolves each seed's family, runs the annotator over all seeds concurrently (the LLM client bounds
-the requests in flight), turns every ``RejectError`` into a ``Reject`` with ``stage="annotate"``,
+This is what the Beam annotation stage calls per bundle, with the family it decided for each seed
+(the caller decides, once: ``duplexloom.timeline.families.choose_family``; an unknown family here
+is a bug and raises). It picks the backend from the config, runs the annotator over all seeds
+concurrently (the LLM client bounds the requests in flight), turns every ``RejectError`` into a
+``Reject`` with ``stage="annotate"``,
 and drops a generated dialogue that is a near-duplicate of its own seed (a per-record check; the
 run-wide filter across seeds is the Beam step ``duplexloom.pipelines.dedup``, so its reach does not
 depend on the batch size). It never raises for a bad record; a bug (invariant violation) still raises.
 
 Reject codes: those of the annotators (``needs_llm``, ``llm_invalid_output``, ``llm_unavailable``,
 ``anchor_not_found``, ``anchor_order``, ``unknown_tool``, ``invalid_arguments``,
-``marker_in_text``, ``cognition_*``, ...), ``unknown_family`` and ``near_duplicate``.
+``marker_in_text``, ``cognition_*``, ...) and ``near_duplicate``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from duplexloom.schemas.annotation import Annotation
+from duplexloom.schemas.family import FAMILIES, Family
 from duplexloom.schemas.reject import Reject, RejectError
 from duplexloom.schemas.rng import seeded_rng
 from duplexloom.schemas.seed import Seed
 
-from .base import STAGE, Annotator, resolve_family
+from .base import STAGE, Annotator
 from .config import AnnotatorConfig
 from .dedup import too_similar
 
@@ -73,19 +76,23 @@ async def annotate_batch_async(
     config: AnnotatorConfig,
     *,
     run_seed: int,
-    family_for: Callable[[Seed], str] | None = None,
+    families: Sequence[Family],
 ) -> list[Annotation | Reject]:
+    if len(families) != len(seeds):
+        raise ValueError(f"{len(families)} families for {len(seeds)} seeds")
+    unknown = sorted({f for f in families if f not in FAMILIES})
+    if unknown:
+        raise ValueError(f"families {unknown} are not among {list(FAMILIES)} (the caller decides them)")
     annotator = make_annotator(config)
 
-    async def one(seed: Seed) -> Annotation | Reject:
+    async def one(seed: Seed, family: Family) -> Annotation | Reject:
         try:
-            family = resolve_family(seed, config, family_for)
             return await annotator.annotate(seed, family, seeded_rng(run_seed, seed.id, STAGE))
         except RejectError as e:
             return e.to_reject(seed.id, STAGE)
 
     try:
-        results = list(await asyncio.gather(*(one(s) for s in seeds)))
+        results = list(await asyncio.gather(*(one(s, f) for s, f in zip(seeds, families, strict=True))))
     finally:
         close = getattr(annotator, "aclose", None)
         if close is not None:
@@ -108,7 +115,8 @@ def annotate_batch(
     config: AnnotatorConfig,
     *,
     run_seed: int,
-    family_for: Callable[[Seed], str] | None = None,
+    families: Sequence[Family],
 ) -> list[Annotation | Reject]:
-    """One ``Annotation`` or ``Reject`` per seed, in the order of ``seeds``; never raises for a bad seed."""
-    return run_coro(annotate_batch_async(seeds, config, run_seed=run_seed, family_for=family_for))
+    """One ``Annotation`` or ``Reject`` per seed, in the order of ``seeds``; ``families[i]`` is the
+    family decided for ``seeds[i]``. Never raises for a bad seed."""
+    return run_coro(annotate_batch_async(seeds, config, run_seed=run_seed, families=families))

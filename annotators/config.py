@@ -46,7 +46,9 @@ class AnnotatorConfig(BaseModel):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     # LLM prompt templates: None = the newest of each (v2); 1 reproduces a v1 run exactly.
     prompt_version: int | None = Field(default=None, ge=1)
-    default_family: str = "dialogue"  # used when neither family_for nor seed.family names one
+    # Not read: the annotate stage decides every seed's family (the seed's own, else a draw from
+    # timeline.family_mix) and hands it to the annotator. Kept so configs that set it still load.
+    default_family: str = "dialogue"
     # toolcall: patterns drawn (seeded) per seed; multi-action requests carry this many calls.
     tool_patterns: tuple[ToolPattern, ...] = ("single", "multi", "backchannel_action")
     multi_action_count: int = Field(default=2, ge=2, le=4)

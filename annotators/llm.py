@@ -28,6 +28,7 @@ import numpy as np
 
 from duplexloom.prompts import load_catalog
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation, CognitionStream
+from duplexloom.schemas.family import Family
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.seed import Seed
 
@@ -89,7 +90,7 @@ class LLMAnnotator:
     def _prov(self, template: templates.PromptTemplate) -> str:
         return f"{NAME}:{self.config.llm.model}:{template.key}"
 
-    async def annotate(self, seed: Seed, family: str, rng: np.random.Generator) -> Annotation:
+    async def annotate(self, seed: Seed, family: Family, rng: np.random.Generator) -> Annotation:
         provenance: dict[str, str] = {}
         hashes: dict[str, str] = {}
         fields: dict[str, Any] = {}

@@ -50,6 +50,7 @@ from pydantic import ValidationError
 
 from duplexloom.prompts import load_catalog
 from duplexloom.schemas.annotation import AnnotatedAction, AnnotatedTurn, Annotation
+from duplexloom.schemas.family import Family
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.seed import Seed, check_untrusted_text
 
@@ -405,10 +406,10 @@ class OfflineAnnotator:
         self.config = config
         load_catalog()  # fail at construction, not per record, if the catalog is broken
 
-    async def annotate(self, seed: Seed, family: str, rng: np.random.Generator) -> Annotation:
+    async def annotate(self, seed: Seed, family: Family, rng: np.random.Generator) -> Annotation:
         return self.annotate_sync(seed, family, rng)
 
-    def annotate_sync(self, seed: Seed, family: str, rng: np.random.Generator) -> Annotation:
+    def annotate_sync(self, seed: Seed, family: Family, rng: np.random.Generator) -> Annotation:
         turns = _seed_turns(seed)
         if not turns:
             raise RejectError(
@@ -447,7 +448,7 @@ class OfflineAnnotator:
             provenance["cognition"] = cognition.OFFLINE_PROV if fields["cognition"] else "omitted:no_reply"
         elif family in ("asr_human", "asr_assistant", "dialogue"):
             pass
-        else:  # resolve_family admits only the catalog's families, so this is a bug
+        else:  # annotate_batch admits only the families of schemas/family.py, so this is a bug
             raise ValueError(f"offline annotator has no rule for family {family!r}")
         # Chronological thinking chains for every family (the ct layout serves them all); issue 20.
         fields["chains"] = chains.offline_chain(turns, seed.lang)

@@ -13,7 +13,7 @@ rerun redoes only what changed. Every such cache is a :class:`ContentCache`:
 
 The users: ``annotators.cache.ResponseCache`` (``<llm cache>/<k[:2]>/<k>.json``),
 ``tts_adapters.cache.SynthesisCache`` (``<cache>/tts/``), ``pipelines.align.AlignmentCache``
-(``<cache>/align/``) and ``pipelines.encode.FlacCache`` (``<cache>/flac/``). The key functions
+(``<cache>/align/``) and ``pipelines.serialize.FlacCache`` (``<cache>/flac/``). The key functions
 stay with their caches (what shapes an answer is each cache's business); this module only stores.
 Local directories only, as before: a cache is a worker's scratch space, and a run whose output is
 remote caches under the local temporary folder (``RunConfig.cache_dir``). No Beam here, so that

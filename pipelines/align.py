@@ -40,7 +40,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.pipelines.transport import pack_spans, prepare_worker
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan

@@ -2,10 +2,13 @@
 
 Input: deterministic batches of seeds (one shard's seeds in id order, ``annotate_batch_size`` at a
 time, made by :mod:`.seeds`), so the same run always sends the same batches: the LLM client's
-bounded concurrency works inside a batch. The task family is chosen first (seeded draw from
-``timeline.family_mix`` unless the seed names one: ``duplexloom.timeline.families.choose_family``).
+bounded concurrency works inside a batch. The task family is decided here, once, before the
+annotator runs: the seed's own when it names one, else a seeded draw from ``timeline.family_mix``
+(``duplexloom.timeline.families.choose_family``). The annotator annotates for it and the
+annotation carries it (``Annotation.family``); the later stages read it from there.
 Output: ``(seed_id, (Seed, Annotation))``; rejects ``(shard, Reject)`` on the ``rejects`` tag.
-Reject codes: ``unknown_family`` and whatever the annotator raises (``internal_error`` by policy).
+Reject codes: ``unknown_family`` (the seed names a family that does not exist) and whatever the
+annotator raises (``internal_error`` by policy).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.schemas import Reject
 
 STAGE = "annotate"
@@ -28,8 +31,8 @@ class AnnotateBatch(beam.DoFn):
         self.cfg = cfg
 
     def setup(self) -> None:
-        self.acfg = self.cfg.annotator_config()
-        self.tcfg = self.cfg.timeline_config()
+        self.acfg = self.cfg.annotator
+        self.tcfg = self.cfg.timeline
 
     def process(self, batch):
         from duplexloom.annotators import annotate_batch
@@ -65,7 +68,7 @@ class AnnotateBatch(beam.DoFn):
                 ready,
                 self.acfg,
                 run_seed=cfg.run_seed,
-                family_for=lambda s: families[s.id],
+                families=[families[s.id] for s in ready],
                 policy=cfg.on_internal_error,
             )
         if rej is not None:
@@ -79,7 +82,7 @@ class AnnotateBatch(beam.DoFn):
                     [seed],
                     self.acfg,
                     run_seed=cfg.run_seed,
-                    family_for=lambda s: families[s.id],
+                    families=[families[seed.id]],
                     policy=cfg.on_internal_error,
                 )
                 results.append(r1 if r1 is not None else one[0])

@@ -27,7 +27,7 @@ import numpy as np
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.spool import read_clip_audio
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.pipelines.transport import prepare_worker, unpack_spans
 from duplexloom.schemas import ClipUtterance, RejectError
 from duplexloom.schemas.clip import AlignedClip
@@ -92,8 +92,8 @@ class BuildSession(beam.DoFn):
 
     def setup(self) -> None:
         prepare_worker()
-        self.tcfg = self.cfg.timeline_config()
-        self.acfg = self.cfg.annotator_config()
+        self.tcfg = self.cfg.timeline
+        self.acfg = self.cfg.annotator
 
     def process(self, kv):
         seed_id, grouped = kv

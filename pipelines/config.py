@@ -4,11 +4,14 @@ Input: the embedded defaults (``pipelines/defaults/run.yaml``), optionally a use
 over them, then ``--set a.b=c`` overrides (values parsed as YAML scalars, so ``--set
 shards.num_shards=4`` is an int and ``--set serializer.layouts=[ta4,lws]`` a list).
 Output: a validated :class:`RunConfig`; unknown keys anywhere are clear errors
-(:class:`ConfigError`, naming the dotted path). The sub-configs owned by other packages
-(``annotator`` -> ``duplexloom.annotators.config.AnnotatorConfig``, ``timeline`` ->
-``duplexloom.timeline.config.TimelineConfig``, ``tts.options`` -> the TTS backend's own config
-model, ``aligner.options`` -> the aligner's) are validated by those models when the config is
-loaded, so a typo there fails before the job starts, not on a worker.
+(:class:`ConfigError`, naming the dotted path). The sections owned by other packages are typed
+fields: ``annotator`` is a ``duplexloom.annotators.config.AnnotatorConfig``, ``timeline`` a
+``duplexloom.timeline.config.TimelineConfig``. ``tts.options`` and ``aligner.options`` stay
+mappings, checked against the backend's own config model when the config is loaded
+(:func:`validate_backend_options`; the model depends on ``backend``, and the mapping is what the
+sample's provenance records), so a typo anywhere fails before the job starts, not on a worker.
+The resolved config (``config.yaml``, ``summary.json``, :func:`config_digest`) records the typed
+sections as they were given (only the keys set, in the values written), as it always did.
 :func:`preflight` then checks what the tree cannot say on its own, before any work starts: the
 tokenizer file loads, the layouts and ASR sides exist, the seeds are files, the output and cache
 folders can be written and their filesystem is installed.
@@ -26,8 +29,19 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from duplexloom.annotators.config import AnnotatorConfig
+from duplexloom.timeline.config import TimelineConfig
 from duplexloom.timeline.families import check_channel_overrides
 
 
@@ -122,10 +136,10 @@ class RunConfig(_Section):
     input: InputConfig = InputConfig()
     output: OutputConfig = OutputConfig()
     shards: ShardsConfig = ShardsConfig()
-    annotator: dict[str, Any] = Field(default_factory=dict)  # AnnotatorConfig
-    # TimelineConfig: merge/augmentation knobs and the family mix (``timeline.family_mix``; a
-    # seed's own ``family`` wins over the draw).
-    timeline: dict[str, Any] = Field(default_factory=dict)
+    annotator: AnnotatorConfig = AnnotatorConfig()
+    # Merge/augmentation knobs and the family mix (``timeline.family_mix``; a seed's own
+    # ``family`` wins over the draw).
+    timeline: TimelineConfig = TimelineConfig()
     tts: TTSStageConfig = TTSStageConfig()
     aligner: AlignerStageConfig = AlignerStageConfig()
     serializer: SerializerConfig = SerializerConfig()
@@ -156,15 +170,37 @@ class RunConfig(_Section):
             return os.path.join(tempfile.gettempdir(), "duplexloom-cache")
         return self.output.dir.rstrip("/") + "/cache"
 
-    def annotator_config(self) -> Any:
-        from duplexloom.annotators.config import AnnotatorConfig
+    # The typed sections as given (only the keys set, each value as written): what the resolved
+    # config and the digest record of them, exactly as when they were plain mappings, so that
+    # ``barge_in_prob: 1`` is not rewritten to ``1.0`` and existing runs keep their digest.
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-        return AnnotatorConfig(**self.annotator)
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_given(cls, data: Any, handler: Any) -> RunConfig:
+        cfg = handler(data)
+        if isinstance(data, dict):
+            for name in _GIVEN_SECTIONS:
+                if name in data:
+                    v = data[name]
+                    given = v.model_dump(mode="json", exclude_unset=True) if isinstance(v, BaseModel) else v
+                    cfg._given[name] = copy.deepcopy(given)
+        return cfg
 
-    def timeline_config(self) -> Any:
-        from duplexloom.timeline.config import TimelineConfig
+    @field_serializer("annotator", "timeline")
+    def _dump_as_given(self, v: BaseModel, info: Any) -> Any:
+        if info.field_name in self._given:
+            return self._given[info.field_name]
+        return v.model_dump(mode="json", exclude_unset=True)
 
-        return TimelineConfig(**self.timeline)
+    def tts_options(self) -> dict[str, Any]:
+        """The TTS backend's config: the session sample rate unless the user set one."""
+        opts = dict(self.tts.options)
+        opts.setdefault("sample_rate", self.timeline.sample_rate)
+        return opts
+
+
+_GIVEN_SECTIONS = ("annotator", "timeline")
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -215,28 +251,50 @@ def apply_set(tree: dict[str, Any], expr: str) -> dict[str, Any]:
     return out
 
 
-def _validate_subconfigs(cfg: RunConfig) -> None:
-    """Build the sub-configs owned by other packages so their unknown keys fail here."""
-    from duplexloom.pipelines.stages import validate_stage_configs
+def validate_backend_options(cfg: RunConfig) -> None:
+    """The TTS and aligner backends exist and take their ``options`` (the backend's own config
+    model, found in its registry), so an unknown backend or option fails here, not on a worker.
+    ``options`` stays a mapping in :class:`RunConfig`: which model types it depends on ``backend``,
+    and looking that up imports the backend's package."""
+    # Public registry accessors only (the registries' dicts are the packages' business).
+    from duplexloom.aligners.base import aligner_class, available_aligners
+    from duplexloom.tts_adapters.base import available_tts, tts_class
 
-    validate_stage_configs(cfg)
+    if cfg.tts.backend not in available_tts():
+        raise KeyError(f"tts.backend {cfg.tts.backend!r} is unknown; known: {available_tts()}")
+    try:
+        tts_class(cfg.tts.backend).config_model(**cfg.tts_options())
+    except ValidationError as e:
+        raise _invalid(e, "tts.options.") from None
+    if cfg.aligner.enabled:
+        if cfg.aligner.backend not in available_aligners():
+            raise KeyError(
+                f"aligner.backend {cfg.aligner.backend!r} is unknown; known: {available_aligners()}"
+            )
+        try:
+            aligner_class(cfg.aligner.backend).config_model(**cfg.aligner.options)
+        except ValidationError as e:
+            raise _invalid(e, "aligner.options.") from None
+
+
+def _invalid(e: ValidationError, where: str = "") -> ConfigError:
+    """One line per error, each naming its dotted key (``where`` + the model's location)."""
+    lines = []
+    for err in e.errors():
+        loc = where + ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {loc}: {msg}")
+    return ConfigError("invalid config:\n" + "\n".join(lines))
 
 
 def build_config(tree: dict[str, Any], *, check_stages: bool = True) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(tree)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {loc}: {msg}")
-        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+        raise _invalid(e) from None
     if check_stages:
         try:
-            _validate_subconfigs(cfg)
-        except ValidationError as e:
-            raise ConfigError(f"invalid config: {e}") from None
+            validate_backend_options(cfg)
         except (TypeError, KeyError) as e:
             raise ConfigError(f"invalid config: {e}") from None
     return cfg
@@ -282,7 +340,7 @@ def _sides_in(value: Any) -> list[Any]:
 
 def check_serializer(cfg: RunConfig) -> None:
     """Layouts, ASR sides and the tokenizer, as the serialize stage will use them."""
-    from duplexloom.pipelines.encode import LAYOUTS
+    from duplexloom.pipelines.serialize import LAYOUTS
 
     sc = cfg.serializer.model_dump(mode="json")
     for name in sc.get("layouts") or ():

@@ -2,7 +2,9 @@
 
 Input: every shard's :class:`~.shards.ShardResult` (one list, so the files are written once, sorted).
 Output, through FileSystems with atomic renames:
-* ``manifest.parquet`` — one row per sample (:data:`MANIFEST_COLUMNS`), sorted by key;
+* ``manifest.parquet`` — one :class:`~duplexloom.schemas.manifest.ManifestRow` per sample, sorted
+  by key; its columns and their Parquet types are derived from the record (:data:`MANIFEST_SCHEMA`),
+  and :func:`read_manifest` reads it back into records (a missing or extra column is an error);
 * ``rejects.jsonl`` — one :class:`Reject` per line (record id, stage, code, detail), sorted;
 * ``summary.json`` — counts per stage, family and reject code, per family the samples carrying
   cognition and chains (and why the others do not), audio hours, timing histograms, the
@@ -20,9 +22,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import types
 from collections import Counter, defaultdict
 from importlib import metadata
-from typing import Any
+from io import BytesIO
+from typing import Any, Union, get_args, get_origin
 
 import numpy as np
 import pyarrow as pa
@@ -35,37 +39,27 @@ from duplexloom.qa.semantic import BINS as SEMANTIC_BINS
 from duplexloom.qa.semantic import CHECKS as SEMANTIC_CHECKS
 from duplexloom.qa.semantic import REFERENCE as SEMANTIC_REFERENCE
 from duplexloom.schemas import Reject
+from duplexloom.schemas.manifest import ManifestRow
 from duplexloom.schemas.reject import is_transient
 from duplexloom.timeline.families import FAMILY_CHANNELS, action_channel
 from duplexloom.timeline.timing import histograms
 
 STAGE_ORDER = ("seeds", "annotate", "dedup", "plan", "tts", "align", "build", "serialize", "semantic")
 
-MANIFEST_COLUMNS: dict[str, pa.DataType] = {
-    "key": pa.string(),
-    "shard": pa.string(),
-    "seed_id": pa.string(),
-    "family": pa.string(),
-    "family_substitution": pa.string(),  # "drawn->served" when the annotator could not serve the draw
-    "lang": pa.string(),
-    "duration_s": pa.float64(),
-    "user_speech_s": pa.float64(),
-    "assistant_speech_s": pa.float64(),
-    "n_chunks": pa.int64(),
-    "n_utterances": pa.int64(),
-    "n_actions": pa.int64(),
-    "n_tool_calls": pa.int64(),
-    "max_action_tokens": pa.int64(),
-    "user_speaker": pa.string(),
-    "assistant_speaker": pa.string(),
-    "tokenizer": pa.string(),
-    "layouts": pa.string(),
-    "action_channel": pa.string(),
-    "prompt_hashes": pa.string(),  # JSON object, template name -> sha256
-    "bytes": pa.int64(),
-    "cognition": pa.string(),  # "carried" or "omitted:<reason>" (pipelines/encode.py)
-    "chains": pa.string(),
-}
+_ARROW_TYPES: dict[type, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64()}
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    """A ManifestRow field's Parquet type; ``X | None`` is ``X`` (every column may hold nulls)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
+    return _ARROW_TYPES[annotation]
+
+
+# Column order and types of manifest.parquet: the record's fields, in order.
+MANIFEST_SCHEMA = pa.schema(
+    [(name, _arrow_type(f.annotation)) for name, f in ManifestRow.model_fields.items()]
+)
 
 VERSION_PACKAGES = (
     "duplexloom",
@@ -92,12 +86,23 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def manifest_bytes(rows: list[dict[str, Any]]) -> bytes:
-    cols = {name: [r.get(name) for r in rows] for name in MANIFEST_COLUMNS}
-    table = pa.table(cols, schema=pa.schema(list(MANIFEST_COLUMNS.items())))
+def manifest_bytes(rows: list[ManifestRow]) -> bytes:
+    cols = {name: [getattr(r, name) for r in rows] for name in MANIFEST_SCHEMA.names}
+    table = pa.table(cols, schema=MANIFEST_SCHEMA)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue().to_pybytes()
+
+
+def read_manifest(path: str) -> list[ManifestRow]:
+    """A run's ``manifest.parquet`` as records; raises ``ValueError`` when its columns are not
+    exactly :data:`MANIFEST_SCHEMA`'s (a missing column is never read as nulls)."""
+    table = pq.read_table(BytesIO(io.read_bytes(path)))
+    if table.schema.names != MANIFEST_SCHEMA.names:
+        missing = [c for c in MANIFEST_SCHEMA.names if c not in table.schema.names]
+        extra = [c for c in table.schema.names if c not in MANIFEST_SCHEMA.names]
+        raise ValueError(f"{path}: manifest columns differ: missing {missing}, unexpected {extra}")
+    return [ManifestRow.model_validate(r) for r in table.to_pylist()]
 
 
 def rejects_bytes(rejects: list[Reject]) -> bytes:
@@ -195,12 +200,12 @@ def action_channel_table(resolved_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cognition_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+def cognition_counts(rows: list[ManifestRow]) -> dict[str, dict[str, dict[str, int]]]:
     """Per family: how many samples carry cognition and chains, and why the others do not."""
     out: dict[str, dict[str, Counter]] = defaultdict(lambda: {"cognition": Counter(), "chains": Counter()})
     for r in rows:
         for field in ("cognition", "chains"):
-            out[r["family"]][field][r.get(field) or "omitted:unknown"] += 1
+            out[r.family][field][getattr(r, field)] += 1
     return {f: {k: dict(sorted(v.items())) for k, v in d.items()} for f, d in sorted(out.items())}
 
 
@@ -228,8 +233,8 @@ def build_summary(
         stages[st] = {"rejected": by_stage[st]}
     prompt_hashes: dict[str, str] = {}
     for r in rows:
-        prompt_hashes.update(json.loads(r.get("prompt_hashes") or "{}"))
-    duration_s = sum(r["duration_s"] for r in rows)
+        prompt_hashes.update(json.loads(r.prompt_hashes or "{}"))
+    duration_s = sum(r.duration_s for r in rows)
     return {
         "accounting": {
             "seeds_in": seeds_in,
@@ -241,18 +246,18 @@ def build_summary(
         "transient_rejects": transient,
         "transient_share": round(transient / seeds_in, 6) if seeds_in else 0.0,
         "stages": stages,
-        "families": dict(sorted(Counter(r["family"] for r in rows).items())),
+        "families": dict(sorted(Counter(r.family for r in rows).items())),
         "family_substitutions": dict(
-            sorted(Counter(r["family_substitution"] for r in rows if r.get("family_substitution")).items())
+            sorted(Counter(r.family_substitution for r in rows if r.family_substitution).items())
         ),
         "cognition": cognition_counts(rows),
-        "langs": dict(sorted(Counter(r["lang"] for r in rows).items())),
+        "langs": dict(sorted(Counter(r.lang for r in rows).items())),
         "reject_codes": dict(sorted(Counter(f"{r.stage}/{r.code}" for r in rejects).items())),
         "audio_hours": {
             "sessions": round(duration_s / 3600, 6),
             "both_tracks": round(2 * duration_s / 3600, 6),
-            "user_speech": round(sum(r["user_speech_s"] for r in rows) / 3600, 6),
-            "assistant_speech": round(sum(r["assistant_speech_s"] for r in rows) / 3600, 6),
+            "user_speech": round(sum(r.user_speech_s for r in rows) / 3600, 6),
+            "assistant_speech": round(sum(r.assistant_speech_s for r in rows) / 3600, 6),
         },
         "shards": {
             "count": len(results),
@@ -283,7 +288,7 @@ def write_outputs(
     align_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     results = sorted(results, key=lambda r: r.shard)
-    rows = sorted((r for res in results for r in res.rows), key=lambda r: r["key"])
+    rows = sorted((r for res in results for r in res.rows), key=lambda r: r.key)
     rejects = [r for res in results for r in res.rejects]
     io.write_atomic(io.join(out_dir, "manifest.parquet"), manifest_bytes(rows))
     io.write_atomic(io.join(out_dir, "rejects.jsonl"), rejects_bytes(rejects))

@@ -4,7 +4,8 @@ Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, Sealed(PlannedSess
 ``speak`` tag, one :class:`~duplexloom.schemas.clip.SpeakRequest` per utterance the plan needs
 spoken (the TTS stage's input); rejects ``(shard, Reject)`` on the ``rejects`` tag.
 Calls ``duplexloom.timeline.merge.plan_session(annotation, TimelineConfig, run_seed, library=...)``
-(family, the seeded speaker pair, texts to speak and every random draw).
+(the seeded speaker pair, texts to speak and every random draw, for the family the annotation
+carries: decided once by the annotate stage, read, never re-decided here).
 Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
 """
 
@@ -16,7 +17,7 @@ import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.pipelines.transport import seal
 from duplexloom.schemas import Seed, Speaker
 from duplexloom.schemas.annotation import Annotation
@@ -68,7 +69,7 @@ class PlanSession(beam.DoFn):
     def setup(self) -> None:
         from duplexloom.tts_adapters.speakers import load_library
 
-        self.tcfg = self.cfg.timeline_config()
+        self.tcfg = self.cfg.timeline
         self.library = load_library(self.cfg.tts.speaker_library)
 
     def process(self, kv):

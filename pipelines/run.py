@@ -31,14 +31,13 @@ from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession
 from duplexloom.pipelines.config import ConfigError, RunConfig, config_digest, preflight, resolved_yaml
 from duplexloom.pipelines.dedup import NearDuplicates
-from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
+from duplexloom.pipelines.serialize import SerializeSample
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
-from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.transport import prepare_worker, seal
 from duplexloom.pipelines.tts import TTSModelHandler
 
@@ -110,13 +109,13 @@ def build_pipeline(
         policy=policy,
     )
     ann = seeds.seeds | "Annotate" >> beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
-    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator_config().dedup_threshold, n)
+    deduped = ann.ok | "NearDuplicates" >> NearDuplicates(cfg.annotator.dedup_threshold, n)
     planned = deduped.ok | "Plan" >> beam.ParDo(PlanSession(cfg)).with_outputs(REJECTS, SPEAK, main="ok")
     tts_cache = storage.join(cache, "tts") if cache else None
     tts_step = RunInference(
         TTSModelHandler(
             cfg.tts.backend,
-            tts_options(cfg),
+            cfg.tts_options(),
             tts_cache,
             cfg.tts.batch_size,
             policy,
@@ -153,7 +152,7 @@ def build_pipeline(
         | "GroupSession" >> beam.CoGroupByKey()
         | "Build" >> beam.ParDo(BuildSession(cfg)).with_outputs(REJECTS, main="ok")
     )
-    encoded = built.ok | "Serialize" >> beam.ParDo(EncodeSample(cfg, progress_total)).with_outputs(
+    encoded = built.ok | "Serialize" >> beam.ParDo(SerializeSample(cfg, progress_total)).with_outputs(
         REJECTS, main="ok"
     )
     rejects = (

@@ -36,6 +36,7 @@ from duplexloom.pipelines.keys import shard_name
 from duplexloom.pipelines.spool import delete_tree, get_blocks, shard_dir
 from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
+from duplexloom.schemas.manifest import ManifestRow
 from duplexloom.timeline.sample_codec import (
     sample_tar_blocks,
     shard_order,
@@ -55,7 +56,7 @@ class EncodedSample:
     shard: int
     key: str
     members: dict[str, bytes]
-    row: dict[str, Any]
+    row: ManifestRow
     timing: dict[str, Any] = field(default_factory=dict)  # timing_stats() of its timeline
     ref: str | None = None  # spooled members (pipelines/spool.py): ``members`` is then empty
 
@@ -63,7 +64,7 @@ class EncodedSample:
 @dataclass(frozen=True)
 class ShardResult:
     shard: int
-    rows: tuple[dict[str, Any], ...]
+    rows: tuple[ManifestRow, ...]
     rejects: tuple[Reject, ...]
     timings: tuple[dict[str, Any], ...]
     n_lines: int
@@ -164,7 +165,7 @@ class WriteShard(beam.DoFn):
             "input_digest": plan.input_digest,
             "n_lines": plan.n_lines,
             "tar_bytes": n_bytes,
-            "rows": list(rows),
+            "rows": [r.model_dump(mode="json") for r in rows],
             "rejects": [r.model_dump(mode="json") for r in rejects],
             "timings": list(timings),
         }
@@ -191,7 +192,7 @@ class WriteShard(beam.DoFn):
     def from_state(shard: int, st: dict, n_lines: int, skipped: bool = True) -> ShardResult:
         return ShardResult(
             shard,
-            tuple(st["rows"]),
+            tuple(ManifestRow.model_validate(r) for r in st["rows"]),
             tuple(Reject.model_validate(r) for r in st["rejects"]),
             tuple(st.get("timings", [])),
             n_lines,

@@ -139,6 +139,6 @@ class SpoolSample:
         self.num_shards = num_shards
 
     def __call__(self, e):
-        path = sample_path(self.out_dir, e.row["seed_id"], self.num_shards)
+        path = sample_path(self.out_dir, e.row.seed_id, self.num_shards)
         put_members(path, e.key, e.members)
         return dataclasses.replace(e, members={}, ref=path)

@@ -27,7 +27,7 @@ from typing import Any
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from duplexloom.pipelines.routing import call_routed
-from duplexloom.pipelines.stages import set_torch_threads, timed
+from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
 from duplexloom.schemas.clip import SpeakRequest

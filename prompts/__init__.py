@@ -26,19 +26,9 @@ from importlib import resources
 from typing import Any
 
 from duplexloom.schemas.action import ToolSpec
+from duplexloom.schemas.family import FAMILIES as FAMILIES  # the contract's; system prompts key on it
 from duplexloom.schemas.reject import RejectError
 
-FAMILIES: tuple[str, ...] = (
-    "dialogue",
-    "asr_human",
-    "asr_assistant",
-    "interpret",
-    "toolcall",
-    "interrupt",
-    "backchannel",
-    "pause",
-    "think",
-)
 LANGS: tuple[str, ...] = ("zh", "en")
 SCHEMA_KEYWORDS = frozenset(
     {

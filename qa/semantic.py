@@ -32,7 +32,7 @@ Checks (each applies only where its event exists; seconds at the timeline's rate
 
 Output: :class:`SemanticReport` (failures with check, chunk and detail; which checks applied; the
 audio-measured timings). :func:`reject_code` names the ``semantic_<check>`` reject of a failure.
-No reject codes are raised here; ``pipelines/encode.py`` turns a failing report into a reject.
+No reject codes are raised here; ``pipelines/serialize.py`` turns a failing report into a reject.
 """
 
 from __future__ import annotations

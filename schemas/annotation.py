@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import SCHEMA_VERSION, Record
+from .family import Family
 from .seed import Lang, Role
 from .tokens import find_control, find_markers
 
@@ -86,7 +87,9 @@ class Annotation(Record):
     schema_version: str = SCHEMA_VERSION
     seed_id: str
     lang: Lang
-    family: str
+    # The family the annotate stage decided for the seed (or the one the annotator served instead,
+    # recorded in ``provenance["family_substitution"]``); later stages read it, never re-decide.
+    family: Family
     turns: tuple[AnnotatedTurn, ...]
     interruptions: tuple[str, ...] = ()  # user barge-in utterances (incl. "you are right, but ..." kind)
     # The assistant's reply to interruption i (same index): an interrupted assistant yields, then

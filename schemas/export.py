@@ -12,6 +12,7 @@ from pathlib import Path
 from .action import ActionObject, ToolSpec
 from .annotation import Annotation
 from .chunk import ChunkRecord
+from .manifest import ManifestRow
 from .reject import Reject
 from .sample import SampleMeta
 from .seed import Seed
@@ -30,6 +31,7 @@ EXPORTED = {
     "sample": SampleMeta,
     "reject": Reject,
     "annotation": Annotation,
+    "manifest_row": ManifestRow,
 }
 
 JSON_DIR = Path(__file__).parent / "json"

@@ -17,7 +17,7 @@ from duplexloom.annotators.cache import ResponseCache
 from duplexloom.annotators.cache import cache_key as response_key
 from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.align import AlignmentCache, AlignScores, align_key
-from duplexloom.pipelines.encode import FlacCache
+from duplexloom.pipelines.serialize import FlacCache
 from duplexloom.schemas import Speaker
 from duplexloom.tts_adapters.cache import SynthesisCache, audio_sha256, load, quantize_24
 from duplexloom.tts_adapters.cache import cache_key as synthesis_key

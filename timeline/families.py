@@ -36,6 +36,9 @@ _UNSET = frozenset({"", "auto", "any", "mix"})
 def choose_family(seed_family: str | None, config: TimelineConfig, run_seed: int, session_id: str) -> str:
     """The seed's family when it names one, else a weighted draw from ``config.family_mix``.
 
+    The one place a session's family is decided (by the annotate stage, before annotating); the
+    annotation carries it (``Annotation.family``) and no later stage decides it again.
+
     The draw ignores the seed's kind: any seed can be drawn into any family, and the annotator turns
     it into one that serves the draw, or records a substitution (``Annotation.provenance
     ["family_substitution"]``, counted in the run summary), so a run's family shares follow the mix.

@@ -2,7 +2,8 @@
 
 Two steps, because TTS must know what to say before any audio exists:
 
-1. :func:`plan_session` (``Annotation`` -> :class:`SessionPlan`): the family, speakers, system
+1. :func:`plan_session` (``Annotation`` -> :class:`SessionPlan`), for the family the annotation
+   carries (decided by the annotate stage, never re-decided here): speakers, system
    prompt, every text to speak (turns, pause pieces, fillers, backchannels, barge-ins, requests)
    and every random draw (gaps, pause lengths, stop delays, positions), each recorded as an
    ``AugmentationParam`` with its distribution.
@@ -17,7 +18,7 @@ Two steps, because TTS must know what to say before any audio exists:
 Placement modes: ``floor`` (sequential: starts ``gap_s`` after everything placed so far ends),
 ``barge_in`` / ``backchannel`` / ``request`` (overlaid on an assistant ``host`` utterance).
 
-Reject codes: ``unknown_family``, ``no_turns``, ``no_interruption_text``, ``no_tool_actions``,
+Reject codes: ``no_turns``, ``no_interruption_text``, ``no_tool_actions``,
 ``no_pause_point``, ``no_overlay_host``, ``anchor_not_in_text``, ``anchor_order``, ``unknown_tool``,
 ``invalid_arguments`` (from the catalog), ``missing_clip``, ``clip_rate_mismatch``,
 ``anchor_not_aligned``, ``interrupt_host_too_short``, ``backchannel_host_too_short``,
@@ -46,7 +47,7 @@ from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, 
 
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
-from .families import SpeakerLibrary, choose_family, family_system_prompt, pick_speakers
+from .families import SpeakerLibrary, family_system_prompt, pick_speakers
 from .sound import cover_sound
 from .timing import check_timing
 
@@ -177,13 +178,14 @@ def plan_session(
     *,
     library: SpeakerLibrary,
 ) -> SessionPlan:
-    """Decide family, speakers, texts to speak and every random draw of one session.
+    """Decide speakers, texts to speak and every random draw of one session (of the family the
+    annotation carries).
 
     One planner per augmentation chooses where it applies (barge-in, backchannels, pauses), then
     :func:`_lay_out_turns` walks the turns and places every utterance."""
     sid = session_id or annotation.seed_id
     lang: Lang = annotation.lang
-    family = choose_family(annotation.family, config, run_seed, sid)
+    family = annotation.family  # decided once, by the annotate stage
     user_spk, asst_spk = pick_speakers(run_seed, sid, lang, library)
     rec = _Recorder(run_seed, sid)
     rec.record("family", family)

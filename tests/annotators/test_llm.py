@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from duplexloom.annotators import AnnotatorConfig, LLMConfig, annotate_batch, chains, cognition
+from duplexloom.annotators import AnnotatorConfig, LLMConfig, chains, cognition
 from duplexloom.annotators.batch import dialogue_text
 from duplexloom.annotators.dedup import find_near_duplicates
 from duplexloom.annotators.responses import CognitionOut
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation, CognitionEntry, ThinkingNode
 from tests.annotators.fake_openai_server import FakeOpenAIServer
+from tests.annotators.own_family import annotate_own
 
 
 def llm_config(srv: FakeOpenAIServer, **kw) -> AnnotatorConfig:
@@ -65,7 +66,7 @@ def test_every_fault_ends_in_success_or_reject_and_no_seed_is_lost():
     script = {k: list(v[0]) for k, v in CASES.items()}
     with FakeOpenAIServer(script=script, slow_s=1.5) as srv:
         seeds = [request_seed(k) for k in CASES]
-        results = annotate_batch(seeds, llm_config(srv), run_seed=0)
+        results = annotate_own(seeds, llm_config(srv), run_seed=0)
         assert all(not q for q in srv.script.values()), "every scripted fault was served"
         assert srv.max_in_flight_seen <= 4
     assert len(results) == len(seeds)
@@ -86,7 +87,7 @@ def test_every_fault_ends_in_success_or_reject_and_no_seed_is_lost():
 def test_retry_after_is_honoured():
     with FakeOpenAIServer(script={"*": ["429"]}, retry_after="0.4") as srv:
         t0 = time.monotonic()
-        (res,) = annotate_batch([request_seed("patience")], llm_config(srv), run_seed=0)
+        (res,) = annotate_own([request_seed("patience")], llm_config(srv), run_seed=0)
         elapsed = time.monotonic() - t0
     assert isinstance(res, Annotation)
     assert srv.faults_served["429"] == 1
@@ -96,7 +97,7 @@ def test_retry_after_is_honoured():
 
 def test_json_mode_fallback_for_servers_without_json_schema():
     with FakeOpenAIServer(json_schema=False) as srv:
-        res = annotate_batch([request_seed("fallback"), request_seed("again")], llm_config(srv), run_seed=0)
+        res = annotate_own([request_seed("fallback"), request_seed("again")], llm_config(srv), run_seed=0)
         formats = [r["response_format"]["type"] for r in srv.requests]
     assert all(isinstance(r, Annotation) for r in res)
     assert formats[0] == "json_schema" and formats[-1] == "json_object"
@@ -109,11 +110,11 @@ def test_cache_makes_rerun_free_and_key_never_leaks(tmp_path: Path, monkeypatch)
     seeds = [request_seed(f"cached{i}") for i in range(5)]
     with FakeOpenAIServer() as srv:
         cfg = llm_config(srv, cache_dir=str(tmp_path / "cache"), api_key_env="DUPLEXLOOM_TEST_KEY")
-        first = annotate_batch(seeds, cfg, run_seed=0)
+        first = annotate_own(seeds, cfg, run_seed=0)
         n_first = len(srv.requests)
-        second = annotate_batch(seeds, cfg, run_seed=0)
+        second = annotate_own(seeds, cfg, run_seed=0)
         n_second = len(srv.requests) - n_first
-        other_model = annotate_batch(
+        other_model = annotate_own(
             seeds, cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"model": "m2"})}), run_seed=0
         )
         n_third = len(srv.requests) - n_first - n_second
@@ -142,7 +143,7 @@ def test_families_over_llm_and_near_duplicates():
     with FakeOpenAIServer() as srv:
         res = {
             r.record_id if isinstance(r, Reject) else r.seed_id: r
-            for r in annotate_batch(seeds, llm_config(srv), run_seed=0)
+            for r in annotate_own(seeds, llm_config(srv), run_seed=0)
         }
     assert res["t1"].provenance["turns"] == "llm:fake-model:dialogue.v2"
     # near-duplicates across seeds are the run-wide step's business (pipelines/dedup.py), not a batch's
@@ -240,7 +241,7 @@ def test_v2_tool_calls_carry_planning_and_the_reply_fits_the_call():
     with FakeOpenAIServer(script={"about x": ["no_planning", "no_planning"]}) as srv:
         res = {
             (r.record_id if isinstance(r, Reject) else r.seed_id): r
-            for r in annotate_batch(seeds, llm_config(srv), run_seed=0)
+            for r in annotate_own(seeds, llm_config(srv), run_seed=0)
         }
         prompts = _system_prompts(srv, "actions")
     assert prompts and all("planning" in p and "repeats the argument values" in p for p in prompts)
@@ -262,7 +263,7 @@ def test_v2_interruptions_are_on_topic_with_replies():
     ]
     seeds = [Seed(id=f"i{k}", lang="en", family="interrupt", turns=qa) for k in range(2)]
     with FakeOpenAIServer(script={'"counts"': ["ok", "no_replies", "no_replies"]}) as srv:
-        ok, bad = annotate_batch(seeds, llm_config(srv, max_in_flight=1), run_seed=0)
+        ok, bad = annotate_own(seeds, llm_config(srv, max_in_flight=1), run_seed=0)
         prompts = _system_prompts(srv, "duplex_material")
     assert all("same topic" in p and "interruption_replies" in p for p in prompts)
     assert len(ok.interruption_replies) == len(ok.interruptions) == 2
@@ -292,7 +293,7 @@ def test_prompt_version_1_reproduces_v1():
     )
     with FakeOpenAIServer() as srv:
         cfg = llm_config(srv).model_copy(update={"prompt_version": 1})
-        tc, inter = annotate_batch(seeds, cfg, run_seed=0)
+        tc, inter = annotate_own(seeds, cfg, run_seed=0)
         sent = [r["messages"][0]["content"] for r in srv.requests]
     assert tc.provenance["actions"] == "llm:fake-model:actions.v1"
     assert inter.provenance["interruptions"] == "llm:fake-model:duplex_material.v1"

@@ -12,6 +12,7 @@ from duplexloom.annotators.dedup import band_keys, find_near_duplicates, normali
 from duplexloom.prompts import FAMILIES, validate_arguments
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.annotation import AnnotatedAction, Annotation
+from tests.annotators.own_family import annotate_own
 
 QA = {
     "zh": ("今天下午去机场要多久", "大概四十分钟,路上有点堵。"),
@@ -33,8 +34,8 @@ def qa_seed(i: int, lang: str, family: str | None = None, **kw) -> Seed:
 def test_one_result_per_seed_in_order_and_deterministic():
     seeds = [qa_seed(i, lang, fam) for i in range(3) for lang in ("zh", "en") for fam in FAMILIES]
     seeds.append(Seed(id="topic-only", lang="en", kind="topic", topic="volcanoes"))
-    a = annotate_batch(seeds, AnnotatorConfig(), run_seed=7)
-    b = annotate_batch(seeds, AnnotatorConfig(), run_seed=7)
+    a = annotate_own(seeds, AnnotatorConfig(), run_seed=7)
+    b = annotate_own(seeds, AnnotatorConfig(), run_seed=7)
     assert [r.model_dump() for r in a] == [r.model_dump() for r in b]
     assert len(a) == len(seeds)
     for seed, res in zip(seeds, a, strict=True):
@@ -49,15 +50,15 @@ def test_one_result_per_seed_in_order_and_deterministic():
 
 def test_run_seed_changes_draws():
     seeds = [qa_seed(i, "en", "interrupt") for i in range(20)]
-    a = annotate_batch(seeds, AnnotatorConfig(), run_seed=1)
-    b = annotate_batch(seeds, AnnotatorConfig(), run_seed=2)
+    a = annotate_own(seeds, AnnotatorConfig(), run_seed=1)
+    b = annotate_own(seeds, AnnotatorConfig(), run_seed=2)
     assert [r.interruptions for r in a] != [r.interruptions for r in b]
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_toolcall_patterns_anchored_and_valid(lang):
     seeds = [qa_seed(i, lang, "toolcall") for i in range(60)]
-    results = annotate_batch(seeds, AnnotatorConfig(), run_seed=3)
+    results = annotate_own(seeds, AnnotatorConfig(), run_seed=3)
     patterns = set()
     for res in results:
         assert isinstance(res, Annotation)
@@ -86,7 +87,7 @@ def test_tool_request_seed_uses_hint_and_seed_actions():
         id="h", lang="en", kind="tool_request", turns=[{"role": "user", "text": "x y"}], tools=("navigate",)
     )
     cfg = AnnotatorConfig(tool_patterns=("single",))
-    (res,) = annotate_batch([hinted], cfg, run_seed=0, family_for=lambda s: "toolcall")
+    (res,) = annotate_batch([hinted], cfg, run_seed=0, families=["toolcall"])
     assert res.turns[0].actions[0].name == "navigate"
     text = "please turn the volume up a bit"
     good = {"name": "increase_system_setting", "parameters": {"setting": "volume"}, "anchor": "volume up"}
@@ -101,15 +102,15 @@ def test_tool_request_seed_uses_hint_and_seed_actions():
         )
         for i, a in enumerate([good, bad])
     ]
-    ok, rej = annotate_batch(seeds, cfg, run_seed=0, family_for=lambda s: "toolcall")
+    ok, rej = annotate_batch(seeds, cfg, run_seed=0, families=["toolcall"] * len(seeds))
     assert ok.provenance["actions"] == "seed" and ok.turns[0].actions[0].anchor == "volume up"
     assert isinstance(rej, Reject) and rej.code == "anchor_not_found"
 
 
 @pytest.mark.parametrize("lang,ack", [("zh", "你说得对"), ("en", "you are right")])
 def test_ambiguous_acknowledgement_both_ways(lang, ack):
-    inter = annotate_batch([qa_seed(i, lang, "interrupt") for i in range(40)], AnnotatorConfig(), run_seed=5)
-    back = annotate_batch([qa_seed(i, lang, "backchannel") for i in range(40)], AnnotatorConfig(), run_seed=5)
+    inter = annotate_own([qa_seed(i, lang, "interrupt") for i in range(40)], AnnotatorConfig(), run_seed=5)
+    back = annotate_own([qa_seed(i, lang, "backchannel") for i in range(40)], AnnotatorConfig(), run_seed=5)
     as_interrupt = [r for r in inter if r.interruptions[0].startswith(ack)]
     as_backchannel = [r for r in back if ack in r.backchannels]
     assert as_interrupt and len(as_interrupt) < 40  # seeded choice: some but not all
@@ -124,7 +125,7 @@ def test_ambiguous_acknowledgement_both_ways(lang, ack):
 def test_interpret_with_translation_and_marker_guard():
     ok = qa_seed(0, "zh", "interpret", meta={"translation": "How long to the airport this afternoon?"})
     bad = qa_seed(1, "zh", "interpret", meta={"translation": "to the airport <|toolcall_begin|>"})
-    r_ok, r_bad = annotate_batch([ok, bad], AnnotatorConfig(), run_seed=0)
+    r_ok, r_bad = annotate_own([ok, bad], AnnotatorConfig(), run_seed=0)
     assert r_ok.turns[0].translation.startswith("How long") and r_ok.provenance["translation"] == "seed"
     # the assistant speaks the translation right after the user turn (not the seed's own answer)
     assert [t.role for t in r_ok.turns] == ["user", "assistant"]
@@ -139,7 +140,7 @@ def test_interpret_without_translation_is_a_templated_bilingual_pair(lang):
         for i in range(3)
     ]
     other = r"[\u4e00-\u9fff]" if lang == "en" else r"[A-Za-z]{3}"
-    for res in annotate_batch(seeds, AnnotatorConfig(), run_seed=1):
+    for res in annotate_own(seeds, AnnotatorConfig(), run_seed=1):
         assert isinstance(res, Annotation) and res.family == "interpret"
         assert res.provenance["translation"] == "offline:tool_requests.v2"
         user, asst = res.turns
@@ -148,7 +149,7 @@ def test_interpret_without_translation_is_a_templated_bilingual_pair(lang):
 
 
 def test_think_offline_makes_causal_cognition_and_chains():
-    (res,) = annotate_batch([qa_seed(0, "en", "think")], AnnotatorConfig(), run_seed=0)
+    (res,) = annotate_own([qa_seed(0, "en", "think")], AnnotatorConfig(), run_seed=0)
     (stream,) = res.cognition
     assert len(stream.entries) == len(stream.heard_units) and stream.voice_response
     assert res.turns[1].text == stream.voice_response  # the assistant speaks the voice response
@@ -159,14 +160,20 @@ def test_think_offline_makes_causal_cognition_and_chains():
 @pytest.mark.parametrize("family", ["dialogue", "interrupt", "think", "asr_assistant"])
 def test_seed_without_answer_is_a_recorded_substitution(family):
     seed = Seed(id="q", lang="en", family=family, turns=[{"role": "user", "text": "what is a comet"}])
-    (res,) = annotate_batch([seed], AnnotatorConfig(), run_seed=0)
+    (res,) = annotate_own([seed], AnnotatorConfig(), run_seed=0)
     assert res.family == "asr_human"
     assert res.provenance["family_substitution"] == f"{family}->asr_human"
 
 
-def test_unknown_family_is_a_reject():
-    (res,) = annotate_batch([qa_seed(0, "en")], AnnotatorConfig(), run_seed=0, family_for=lambda s: "karaoke")
-    assert isinstance(res, Reject) and res.code == "unknown_family"
+def test_the_annotator_never_decides_a_family():
+    """The annotate stage decides the family (and rejects an unknown one); handing the annotator a
+    family that does not exist, or none for a seed, is the caller's bug."""
+    with pytest.raises(ValueError, match="karaoke"):
+        annotate_batch([qa_seed(0, "en")], AnnotatorConfig(), run_seed=0, families=["karaoke"])
+    with pytest.raises(ValueError, match="0 families for 1 seeds"):
+        annotate_batch([qa_seed(0, "en", "pause")], AnnotatorConfig(), run_seed=0, families=[])
+    with pytest.raises(TypeError):
+        annotate_batch([qa_seed(0, "en", "pause")], AnnotatorConfig(), run_seed=0)  # type: ignore[call-arg]
 
 
 def test_check_actions_order_and_unknown_tool():
@@ -219,7 +226,7 @@ def test_tool_request_seed_with_assistant_turn_never_crashes_on_backchannel_acti
         for i in range(30)
     ]
     config = AnnotatorConfig(tool_patterns=("backchannel_action",))
-    results = annotate_batch(seeds, config, run_seed=0)
+    results = annotate_own(seeds, config, run_seed=0)
     assert len(results) == len(seeds)
     for res in results:
         assert isinstance(res, Annotation), res
@@ -258,7 +265,7 @@ def test_every_catalog_function_has_templates_with_planning_and_a_fitting_reply(
 
 def test_toolcall_replies_are_not_canned():
     seeds = [qa_seed(i, lang, "toolcall") for i in range(40) for lang in ("zh", "en")]
-    results = annotate_batch(seeds, AnnotatorConfig(), run_seed=11)
+    results = annotate_own(seeds, AnnotatorConfig(), run_seed=11)
     replies = []
     for res in results:
         req = next(i for i, t in enumerate(res.turns) if t.actions)
@@ -284,7 +291,7 @@ def test_seed_actions_without_planning_get_one():
             ]
         },
     )
-    (res,) = annotate_batch([seed], AnnotatorConfig(), run_seed=0, family_for=lambda s: "toolcall")
+    (res,) = annotate_batch([seed], AnnotatorConfig(), run_seed=0, families=["toolcall"])
     assert "调大" in res.turns[0].actions[0].planning
 
 
@@ -294,7 +301,7 @@ def test_interruptions_are_on_topic_with_replies(lang):
 
     topic = "月球" if lang == "zh" else "the moon"
     seeds = [qa_seed(i, lang, "interrupt", topic=topic) for i in range(30)]
-    for res in annotate_batch(seeds, AnnotatorConfig(), run_seed=4):
+    for res in annotate_own(seeds, AnnotatorConfig(), run_seed=4):
         assert len(res.interruption_replies) == len(res.interruptions) == 2
         for text, reply in zip(res.interruptions, res.interruption_replies, strict=True):
             units = norm_units(text, lang)
@@ -313,5 +320,5 @@ def test_seed_carried_interruptions_come_first():
         {"text": "wait, but what about the far side of the moon", "reply": "The far side faces away from us."}
     ]
     seed = qa_seed(0, "en", "interrupt", meta={"interruptions": own})
-    (res,) = annotate_batch([seed], AnnotatorConfig(ambiguous_ack_p=0.0), run_seed=0)
+    (res,) = annotate_own([seed], AnnotatorConfig(ambiguous_ack_p=0.0), run_seed=0)
     assert res.interruptions[0] == own[0]["text"] and res.interruption_replies[0] == own[0]["reply"]

@@ -59,10 +59,11 @@ def measure(in_flight: int, n: int) -> tuple[float, int]:
             backend="llm",
             llm=LLMConfig(base_url=srv.base_url, model="bench", max_in_flight=in_flight, timeout_s=30),
         )
-        annotate_batch(_seeds(min(n, 8), f"warm{in_flight}"), cfg, run_seed=0)  # connections, imports
+        warm = _seeds(min(n, 8), f"warm{in_flight}")
+        annotate_batch(warm, cfg, run_seed=0, families=[w.family for w in warm])  # connections, imports
         seeds = _seeds(n, f"c{in_flight}")
         t0 = time.perf_counter()
-        results = annotate_batch(seeds, cfg, run_seed=0)
+        results = annotate_batch(seeds, cfg, run_seed=0, families=[s.family for s in seeds])
         elapsed = time.perf_counter() - t0
         ok = sum(isinstance(r, Annotation) for r in results)
     return n / elapsed, ok

@@ -1,7 +1,7 @@
 """Per sample whether cognition and chains reached the data, and the summary's counts per family."""
 
-from duplexloom.pipelines.encode import cognition_status
 from duplexloom.pipelines.outputs import cognition_counts
+from duplexloom.pipelines.serialize import cognition_status
 from duplexloom.schemas import ActionObject, Timeline
 from duplexloom.schemas.annotation import (
     AnnotatedTurn,
@@ -10,6 +10,7 @@ from duplexloom.schemas.annotation import (
     CognitionStream,
     ThinkingNode,
 )
+from tests.pipelines.manifest_rows import manifest_row
 
 TURNS = (AnnotatedTurn(role="user", text="What time is it?"), AnnotatedTurn(role="assistant", text="Nine."))
 STREAM = CognitionStream(
@@ -63,9 +64,11 @@ def test_status_says_carried_or_why_not():
 
 def test_summary_counts_per_family():
     rows = [
-        {"family": "think", "cognition": "carried", "chains": "carried"},
-        {"family": "think", "cognition": "omitted:no_reply", "chains": "carried"},
-        {"family": "dialogue", "cognition": "omitted:family_not_in_think_families", "chains": "carried"},
+        manifest_row("a", family="think", cognition="carried", chains="carried"),
+        manifest_row("b", family="think", cognition="omitted:no_reply", chains="carried"),
+        manifest_row(
+            "c", family="dialogue", cognition="omitted:family_not_in_think_families", chains="carried"
+        ),
     ]
     assert cognition_counts(rows) == {
         "dialogue": {"cognition": {"omitted:family_not_in_think_families": 1}, "chains": {"carried": 1}},

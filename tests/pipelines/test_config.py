@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from duplexloom.pipelines.config import ConfigError, config_digest, load_config, parse_set
+from duplexloom.annotators.config import AnnotatorConfig
+from duplexloom.pipelines.config import ConfigError, config_digest, load_config, parse_set, resolved_yaml
+from duplexloom.timeline.config import TimelineConfig
 
 
 def test_defaults_validate_including_stage_subconfigs():
     cfg = load_config()
     assert cfg.tts.backend == "espeak"
-    assert cfg.annotator_config().backend == "offline"
-    assert cfg.timeline_config().sample_rate > 0
+    assert isinstance(cfg.annotator, AnnotatorConfig) and cfg.annotator.backend == "offline"
+    assert isinstance(cfg.timeline, TimelineConfig) and cfg.timeline.sample_rate > 0
 
 
 def test_set_parses_yaml_scalars_and_lists():
@@ -30,7 +32,7 @@ def test_yaml_file_merges_over_defaults(tmp_path):
     cfg = load_config(str(p), ["shards.resume=false"])
     assert cfg.shards.num_shards == 5 and cfg.shards.resume is False
     assert cfg.tts.batch_size == 16  # untouched default survives the merge
-    assert cfg.timeline_config().barge_in_prob == 0.25
+    assert cfg.timeline.barge_in_prob == 0.25
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,45 @@ def test_unknown_keys_are_clear_errors(override):
         load_config(None, [override])
     key = override.split("=")[0].split(".")[-1]
     assert key in str(e.value) or "nope" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("annotator.backendd=llm", "annotator.backendd: unknown key"),
+        ("annotator.llm.nope=1", "annotator.llm.nope: unknown key"),
+        ("timeline.no_such_knob=1", "timeline.no_such_knob: unknown key"),
+        ("timeline.barge_in_prob=2", "timeline.barge_in_prob: Input should be less than or equal to 1"),
+        ("tts.options={nope: 1}", "tts.options.nope: unknown key"),
+    ],
+)
+def test_typed_sections_fail_when_loaded_naming_the_dotted_key(override, line):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert str(e.value) == f"invalid config:\n  {line}"
+
+
+def test_unknown_section_key_is_one_line_exit_2(capsys):
+    from duplexloom.pipelines.cli import main
+
+    assert main(["--set", "timeline.no_such_knob=1", "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "timeline.no_such_knob: unknown key" in err[0]
+
+
+def test_typed_sections_are_recorded_as_given():
+    """The typed ``annotator``/``timeline`` sections are dumped (config.yaml, summary, digest) with
+    only the keys set and each value as written: ``1`` stays ``1`` though the field is a float."""
+    cfg = load_config(None, ["timeline.barge_in_prob=1", "annotator.llm.model=m"])
+    assert cfg.timeline.barge_in_prob == 1.0 and isinstance(cfg.timeline.barge_in_prob, float)
+    tree = cfg.model_dump(mode="json")
+    assert tree["annotator"] == {"backend": "offline", "llm": {"model": "m"}}
+    assert set(tree["timeline"]) == {"family_mix", "barge_in_prob"} and tree["timeline"]["barge_in_prob"] == 1
+    assert "barge_in_prob: 1\n" in resolved_yaml(cfg)
+    # the same knobs written as floats are another config text, but the same typed values
+    same = load_config(None, ["timeline.barge_in_prob=1.0", "annotator.llm.model=m"])
+    assert same.timeline == cfg.timeline and config_digest(same) != config_digest(cfg)
+    assert load_config().model_dump(mode="json")["annotator"] == {"backend": "offline"}
 
 
 def test_bad_set_syntax():

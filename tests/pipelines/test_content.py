@@ -14,17 +14,21 @@ from duplexloom.schemas.action import ActionObject
 from duplexloom.schemas.sample import SampleMeta
 from duplexloom.schemas.timeline import Timeline
 from duplexloom.schemas.utterance import Utterance
+from tests.pipelines.manifest_rows import manifest_row
 
 
 def test_summary_counts_family_substitutions():
     rows = [
-        {"family": "asr_human", "family_substitution": "dialogue->asr_human", "duration_s": 1.0},
-        {"family": "asr_human", "family_substitution": "think->asr_human", "duration_s": 1.0},
-        {"family": "asr_human", "family_substitution": "dialogue->asr_human", "duration_s": 1.0},
-        {"family": "toolcall", "family_substitution": None, "duration_s": 1.0},
+        manifest_row(f"k{i}", family=fam, family_substitution=sub)
+        for i, (fam, sub) in enumerate(
+            [
+                ("asr_human", "dialogue->asr_human"),
+                ("asr_human", "think->asr_human"),
+                ("asr_human", "dialogue->asr_human"),
+                ("toolcall", None),
+            ]
+        )
     ]
-    for r in rows:
-        r.update(user_speech_s=0.5, assistant_speech_s=0.5, lang="en", prompt_hashes="{}")
     res = [ShardResult(0, tuple(rows), (), (), 4, False, 0)]
     s = build_summary(res, resolved_config={}, git_revision="x", config_digest="d")
     assert s["family_substitutions"] == {"dialogue->asr_human": 2, "think->asr_human": 1}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexloom.pipelines.encode import FlacCache
+from duplexloom.pipelines.serialize import FlacCache
 from duplexloom.timeline.sample_codec import decode_flac, encode_flac
 
 

@@ -17,6 +17,7 @@ from duplexloom.pipelines.cli import environment_error
 from duplexloom.pipelines.cli import main as cli_main
 from duplexloom.pipelines.config import ConfigError, load_config, preflight
 from duplexloom.pipelines.keys import MAX_KEY_CHARS, sample_key
+from duplexloom.pipelines.outputs import read_manifest
 from duplexloom.pipelines.run import DEFAULT_SEEDS, run
 from duplexloom.pipelines.seeds import MAX_LINE_BYTES, ReadSeedLines, SeedLine, dedup, parse_line
 from duplexloom.schemas.reject import TRANSIENT_CODES, is_transient
@@ -273,8 +274,6 @@ def shard_keys(out: Path) -> list[str]:
 
 
 def test_a_reused_output_folder_holds_exactly_the_last_run(tmp_path):
-    import pyarrow.parquet as pq
-
     out = tmp_path / "out"
     big = seeds_subset(tmp_path / "big.jsonl", ("en-qa-00", "zh-qa-03", "en-dlg-02", "en-tool-01"))
     run(cfg_for(out, big, "shards.num_shards=8", "qa_report=false"))
@@ -287,7 +286,7 @@ def test_a_reused_output_folder_holds_exactly_the_last_run(tmp_path):
     (out / "shards/notes.txt").write_text("not ours: kept")
     small = seeds_subset(tmp_path / "small.jsonl", ("zh-qa-03", "en-qa-00"))
     summary, _ = run(cfg_for(out, small, "shards.num_shards=2", "qa_report=false"))
-    manifest = sorted(r["key"] for r in pq.read_table(out / "manifest.parquet").to_pylist())
+    manifest = sorted(r.key for r in read_manifest(str(out / "manifest.parquet")))
     assert shard_keys(out) == manifest == sorted(sample_key(i) for i in ("zh-qa-03", "en-qa-00"))
     assert summary["accounting"]["samples_out"] == 2
     assert sorted(p.name for p in (out / "shards").iterdir()) == [

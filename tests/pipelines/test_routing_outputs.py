@@ -7,13 +7,22 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from duplexloom import storage
-from duplexloom.pipelines.outputs import build_summary, manifest_bytes, write_outputs
+from duplexloom.pipelines.outputs import (
+    MANIFEST_SCHEMA,
+    build_summary,
+    manifest_bytes,
+    read_manifest,
+    write_outputs,
+)
 from duplexloom.pipelines.routing import INTERNAL_ERROR, call_routed
 from duplexloom.pipelines.shards import EncodedSample, ShardResult, load_finished_state, shard_bytes
 from duplexloom.schemas import Reject, RejectError
+from duplexloom.schemas.manifest import ManifestRow
 from duplexloom.timeline.sample_codec import iter_shard
+from tests.pipelines.manifest_rows import manifest_row
 
 
 def _raise_reject():
@@ -38,22 +47,11 @@ def test_other_exceptions_become_internal_error_with_traceback_or_fail():
 
 
 def _sample(key: str, shard: int = 0) -> EncodedSample:
-    row = {
-        "key": key,
-        "shard": f"shards/{shard:06d}.tar",
-        "seed_id": key,
-        "family": "dialogue",
-        "lang": "en",
-        "duration_s": 2.0,
-        "user_speech_s": 0.5,
-        "assistant_speech_s": 1.0,
-        "n_chunks": 13,
-    }
     return EncodedSample(
         shard,
         key,
         {"json": json.dumps({"k": key}).encode(), "trace.txt": b"t"},
-        row,
+        manifest_row(key, shard),
         {"response_gap_s": [0.32]},
     )
 
@@ -104,6 +102,7 @@ def test_outputs_files_and_accounting(tmp_path):
     assert summary["timing_histograms"]["response_gap_s"]["n"] == 2
     table = pq.read_table(tmp_path / "manifest.parquet")
     assert table.column("key").to_pylist() == ["a", "b"]
+    assert read_manifest(str(tmp_path / "manifest.parquet")) == [x.row for x in s]  # typed rows back
     lines = (tmp_path / "rejects.jsonl").read_text().splitlines()
     assert [json.loads(line)["code"] for line in lines] == ["tts_failed", "invalid_json"]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
@@ -121,3 +120,41 @@ def test_unbalanced_accounting_is_reported():
 def test_manifest_is_deterministic():
     rows = [_sample("a").row]
     assert manifest_bytes(rows) == manifest_bytes(rows)
+
+
+def test_manifest_columns_are_the_rows_fields_in_order_and_fail_loudly(tmp_path):
+    """manifest.parquet's columns and types come from ManifestRow; the published column list (order
+    and Parquet types) is the contract readers rely on, so a change to the record shows here."""
+    assert [(f.name, str(f.type)) for f in MANIFEST_SCHEMA] == [
+        ("key", "string"),
+        ("shard", "string"),
+        ("seed_id", "string"),
+        ("family", "string"),
+        ("family_substitution", "string"),
+        ("lang", "string"),
+        ("duration_s", "double"),
+        ("user_speech_s", "double"),
+        ("assistant_speech_s", "double"),
+        ("n_chunks", "int64"),
+        ("n_utterances", "int64"),
+        ("n_actions", "int64"),
+        ("n_tool_calls", "int64"),
+        ("max_action_tokens", "int64"),
+        ("user_speaker", "string"),
+        ("assistant_speaker", "string"),
+        ("tokenizer", "string"),
+        ("layouts", "string"),
+        ("action_channel", "string"),
+        ("prompt_hashes", "string"),
+        ("bytes", "int64"),
+        ("cognition", "string"),
+        ("chains", "string"),
+    ]
+    assert list(ManifestRow.model_fields) == MANIFEST_SCHEMA.names
+    with pytest.raises(ValidationError, match="chains"):  # a row without a column is not written
+        ManifestRow(**manifest_row("a").model_dump(exclude={"chains"}))
+    # A manifest missing a column (an older or foreign file) is refused, not read as nulls.
+    table = pq.read_table(pyio.BytesIO(manifest_bytes([manifest_row("a")]))).drop_columns(["cognition"])
+    pq.write_table(table, tmp_path / "old.parquet")
+    with pytest.raises(ValueError, match=r"missing \['cognition'\]"):
+        read_manifest(str(tmp_path / "old.parquet"))

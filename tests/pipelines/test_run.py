@@ -7,11 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from duplexloom.pipelines.cli import main as cli_main
 from duplexloom.pipelines.config import load_config
+from duplexloom.pipelines.outputs import read_manifest
 from duplexloom.pipelines.run import DEFAULT_SEEDS, run
 from duplexloom.timeline.sample_codec import decode_sample, iter_shard
 
@@ -111,9 +111,9 @@ def test_shards_manifest_and_samples_agree(first_run):
                 )
                 assert s.meta.tokenizer.name and s.trace.count("\n") + 1 >= len(s.chunks)
                 keys.append(key)
-    table = pq.read_table(out / "manifest.parquet").to_pylist()
-    assert sorted(keys) == [r["key"] for r in table]
-    assert {r["key"]: r["duration_s"] for r in table} == pytest.approx(audio_s)  # the audio's duration
+    table = read_manifest(str(out / "manifest.parquet"))
+    assert sorted(keys) == [r.key for r in table]
+    assert {r.key: r.duration_s for r in table} == pytest.approx(audio_s)  # the audio's duration
     assert len(keys) == summary["accounting"]["samples_out"]
     assert summary["audio_hours"]["sessions"] > 0 and summary["config"]["shards"]["num_shards"] == 3
     assert (out / "config.yaml").exists() and summary["versions"]["apache-beam"]

@@ -27,6 +27,7 @@ from duplexloom.timeline.sample_codec import (
     write_shard_blocks,
     write_shard_tar,
 )
+from tests.pipelines.manifest_rows import manifest_row
 
 
 def _members(key: str, n: int = 3) -> dict[str, bytes]:
@@ -134,8 +135,7 @@ def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(
 
 
 def _encoded(out: str, key: str, shard: int) -> EncodedSample:
-    row = {"key": key, "seed_id": key, "shard": f"shards/{shard:06d}.tar"}
-    return spool.SpoolSample(out, 1)(EncodedSample(shard, key, _members(key), row))
+    return spool.SpoolSample(out, 1)(EncodedSample(shard, key, _members(key), manifest_row(key, shard)))
 
 
 def test_write_shard_streams_from_the_spool_then_removes_it_and_a_retry_uses_the_state(tmp_path):

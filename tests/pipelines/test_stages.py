@@ -1,9 +1,8 @@
-"""Each Beam stage of the job on its own, in a real ``TestPipeline`` (DirectRunner): plan, TTS,
-align, build, serialize and write. Inputs are made by the pure code the stage before calls (real
-espeak-ng speech and the bundled aligner, no mocks); each test checks what the stage emits on its
-main output and on its rejects tag; the write stage also writes its shard and resumes from its
-state. ``test_seeds.py`` covers the seed stage and ``test_run.py`` the whole composition; the annotate
-stage is covered there only (its module is being reworked by issue 16)."""
+"""Each Beam stage of the job on its own, in a real ``TestPipeline`` (DirectRunner): annotate,
+plan, TTS, align, build, serialize and write. Inputs are made by the pure code the stage before
+calls (real espeak-ng speech and the bundled aligner, no mocks); each test checks what the stage
+emits on its main output and on its rejects tag; the write stage also writes its shard and resumes
+from its state. ``test_seeds.py`` covers the seed stage and ``test_run.py`` the whole composition."""
 
 from __future__ import annotations
 
@@ -15,22 +14,24 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from duplexloom.pipelines.align import Aligned, AlignerModelHandler
+from duplexloom.pipelines.annotate import AnnotateBatch
 from duplexloom.pipelines.build import BuildSession, build_one, read_samples
 from duplexloom.pipelines.config import load_config
-from duplexloom.pipelines.encode import EncodeSample
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.plan import SPEAK, PlanSession, plan_one, speak_requests
 from duplexloom.pipelines.routing import REJECTS
 from duplexloom.pipelines.seeds import ShardPlan
+from duplexloom.pipelines.serialize import SerializeSample
 from duplexloom.pipelines.shards import EncodedSample, WriteShard, load_finished_state, shard_path
 from duplexloom.pipelines.spool import SpoolClip
-from duplexloom.pipelines.stages import tts_options
 from duplexloom.pipelines.transport import Sealed
 from duplexloom.pipelines.tts import Spoken, TTSModelHandler
 from duplexloom.schemas import Reject, RejectError, Seed, SeedTurn
 from duplexloom.schemas.clip import AlignedClip
+from duplexloom.timeline.families import choose_family
 from duplexloom.timeline.sample_codec import REQUIRED_MEMBERS, iter_shard
 from duplexloom.tts_adapters import load_library
+from tests.pipelines.manifest_rows import manifest_row
 from tests.timeline.test_merge_fixtures import en_annotation
 
 SID = "en-weather-1"
@@ -53,14 +54,12 @@ def _shard(cfg, seed_id: str) -> int:
 @pytest.fixture(scope="module")
 def planned(cfg):
     ann = en_annotation("dialogue")
-    return plan_one(
-        _seed(SID), ann, cfg.timeline_config(), cfg.run_seed, load_library(cfg.tts.speaker_library)
-    )
+    return plan_one(_seed(SID), ann, cfg.timeline, cfg.run_seed, load_library(cfg.tts.speaker_library))
 
 
 @pytest.fixture(scope="module")
 def spoken(cfg, planned):
-    handler = TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 8)
+    handler = TTSModelHandler(cfg.tts.backend, cfg.tts_options(), None, 8)
     return [pr.inference for pr in handler.run_inference(speak_requests(planned), handler.load_model())]
 
 
@@ -77,6 +76,24 @@ def spooled(cfg, aligned, tmp_path_factory) -> list[AlignedClip]:
     """The aligned clips as they cross the session shuffle: samples spooled, each clip's AudioRef set."""
     spool = SpoolClip(str(tmp_path_factory.mktemp("out")), cfg.shards.num_shards)
     return [spool((a.clip.session_id, a))[1].open() for a in aligned]
+
+
+def test_annotate_stage_decides_each_family_once_and_the_annotation_carries_it(cfg):
+    """The seed's own family, else the seeded draw from the mix; an unknown one is rejected here,
+    and the later stages read the decided family from the annotation."""
+    turns = (SeedTurn(role="user", text="Is it cold today?"), SeedTurn(role="assistant", text="A bit, yes."))
+    seeds = [
+        Seed(id=sid, lang="en", kind="dialogue", family=fam, turns=turns)
+        for sid, fam in [("drawn-0", None), ("drawn-1", "auto"), ("named", "pause"), ("odd", "karaoke")]
+    ]
+    want = [(s.id, choose_family(s.family, cfg.timeline, cfg.run_seed, s.id)) for s in seeds[:3]]
+    assert want[2] == ("named", "pause")
+    with TestPipeline() as p:
+        out = p | beam.Create([(0, seeds)]) | beam.ParDo(AnnotateBatch(cfg)).with_outputs(REJECTS, main="ok")
+        families = out.ok | beam.Map(lambda kv: (kv[0], kv[1][1].family))
+        assert_that(families, equal_to(want), label="families")
+        codes = out[REJECTS] | beam.Map(lambda sr: (sr[0], sr[1].record_id, sr[1].stage, sr[1].code))
+        assert_that(codes, equal_to([(0, "odd", "annotate", "unknown_family")]), label="rej")
 
 
 def test_plan_stage_emits_the_plan_its_speak_requests_and_rejects(cfg, planned):
@@ -105,7 +122,7 @@ def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned)
     items = speak_requests(planned)
     # Same voice and language as the first item, so it fails inside that item's group call.
     bad = items[0].model_copy(update={"utterance_id": "bad", "text": "... !"})
-    rate = cfg.timeline_config().sample_rate
+    rate = cfg.timeline.sample_rate
 
     def summary(sp: Spoken):
         if sp.reject is not None:
@@ -116,7 +133,7 @@ def test_tts_stage_speaks_each_item_and_rejects_one_bad_item_alone(cfg, planned)
         out = (
             p
             | beam.Create([*items, bad])
-            | RunInference(TTSModelHandler(cfg.tts.backend, tts_options(cfg), None, 4))
+            | RunInference(TTSModelHandler(cfg.tts.backend, cfg.tts_options(), None, 4))
             | beam.Map(lambda pr: summary(pr.inference))
         )
         want = [(it.utterance_id, rate, True) for it in items] + [("bad", "tts", "tts_empty_text")]
@@ -153,7 +170,7 @@ def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_se
     model = aligner.load_model()
     clips = {}
     for lazy in (False, True):  # the first pass also fills the cache
-        tts = TTSModelHandler(cfg.tts.backend, tts_options(cfg), cache, 8, lazy_audio=lazy)
+        tts = TTSModelHandler(cfg.tts.backend, cfg.tts_options(), cache, 8, lazy_audio=lazy)
         spoken = [pr.inference for pr in tts.run_inference(requests, tts.load_model())]
         aligned = [pr.inference for pr in aligner.run_inference(spoken, model)]
         out = str(tmp_path / f"out-{lazy}")
@@ -164,7 +181,7 @@ def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_se
             assert not (tmp_path / f"out-{lazy}" / "_work").exists()
         else:
             assert all(c.audio.path.endswith(".npy") for c in clips[lazy])
-    tcfg, acfg = cfg.timeline_config(), cfg.annotator_config()
+    tcfg, acfg = cfg.timeline, cfg.annotator
     # a clip at another rate than the session's is refused, not mixed in at the wrong speed
     other = clips[True][0].model_copy(
         update={"audio": clips[True][0].audio.model_copy(update={"sample_rate": 22_050})}
@@ -182,7 +199,7 @@ def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_se
 
 def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg, planned, spooled):
     samples = read_samples(spooled)
-    want = build_one(planned, spooled, samples, cfg.timeline_config(), cfg.run_seed, cfg.annotator_config())
+    want = build_one(planned, spooled, samples, cfg.timeline, cfg.run_seed, cfg.annotator)
     # an utterance that failed upstream: the session carries that utterance's reject
     rej = Reject(record_id="x", stage="tts", code="tts_failed", detail="engine died")
     failed = [spooled[0].model_copy(update={"audio": None, "reject": rej}), *spooled[1:]]
@@ -209,20 +226,18 @@ def test_build_stage_makes_the_session_or_rejects_it_for_a_failed_utterance(cfg,
 
 
 def test_serialize_stage_encodes_the_sample_for_its_shard(cfg, planned, spooled):
-    built = build_one(
-        planned, spooled, read_samples(spooled), cfg.timeline_config(), cfg.run_seed, cfg.annotator_config()
-    )
+    built = build_one(planned, spooled, read_samples(spooled), cfg.timeline, cfg.run_seed, cfg.annotator)
     with TestPipeline() as p:
         out = (
             p
             | beam.Create([(SID, (planned, built))])
-            | beam.ParDo(EncodeSample(cfg)).with_outputs(REJECTS, main="ok")
+            | beam.ParDo(SerializeSample(cfg)).with_outputs(REJECTS, main="ok")
         )
         rows = out.ok | beam.Map(
             lambda e: (
                 e.shard,
-                e.row["seed_id"],
-                e.row["n_chunks"] * cfg.timeline_config().chunk_samples == built.timeline.duration_samples,
+                e.row.seed_id,
+                e.row.n_chunks * cfg.timeline.chunk_samples == built.timeline.duration_samples,
                 set(REQUIRED_MEMBERS) <= set(e.members),
             )
         )
@@ -234,7 +249,7 @@ def test_write_stage_writes_the_shard_and_its_state_then_resume_reads_the_state(
     # Two tiny samples (any members: the writer only orders and tars them) and one reject.
     samples = [
         EncodedSample(
-            shard=2, key=k, members={"json": f'{{"k": "{k}"}}'.encode(), "txt": b"x"}, row={"seed_id": k}
+            shard=2, key=k, members={"json": f'{{"k": "{k}"}}'.encode(), "txt": b"x"}, row=manifest_row(k, 2)
         )
         for k in ("b-key", "a-key")
     ]
@@ -244,7 +259,7 @@ def test_write_stage_writes_the_shard_and_its_state_then_resume_reads_the_state(
     out_dir = str(tmp_path / "out")
 
     def summary(r):
-        return (r.shard, [row["seed_id"] for row in r.rows], [x.code for x in r.rejects], r.skipped)
+        return (r.shard, [row.seed_id for row in r.rows], [x.code for x in r.rejects], r.skipped)
 
     with TestPipeline() as p:
         out = (

@@ -37,7 +37,7 @@ def test_workers_run_torch_single_threaded_by_default():
         "torch.set_num_threads(2)\n"
         "AlignerModelHandler('tiny', {}, 4, torch_threads=1).load_model()\n"
         "assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
-        "from duplexloom.pipelines.stages import set_torch_threads\n"
+        "from duplexloom.pipelines.stage_runtime import set_torch_threads\n"
         "set_torch_threads(None)\n"
         "assert torch.get_num_threads() == 1\n"
         "print('ok')\n"

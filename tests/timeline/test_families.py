@@ -79,7 +79,7 @@ def test_any_seed_into_any_family_shares_follow_the_mix():
     from duplexloom.schemas.annotation import Annotation
 
     cfg = load_config(None, [])
-    tcfg = cfg.timeline_config()
+    tcfg = cfg.timeline
     seeds = [
         Seed(**json.loads(line))
         for p in sorted(FULL_SEEDS.glob("*.jsonl"))
@@ -87,7 +87,7 @@ def test_any_seed_into_any_family_shares_follow_the_mix():
     ]
     drawn = {s.id: choose_family(s.family, tcfg, cfg.run_seed, s.id) for s in seeds}
     results = annotate_batch(
-        seeds, AnnotatorConfig(), run_seed=cfg.run_seed, family_for=lambda s: drawn[s.id]
+        seeds, AnnotatorConfig(), run_seed=cfg.run_seed, families=[drawn[s.id] for s in seeds]
     )
     assert all(isinstance(r, Annotation) for r in results), [
         r for r in results if not isinstance(r, Annotation)

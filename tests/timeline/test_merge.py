@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from duplexloom.schemas import RejectError, TimedSpan
 from duplexloom.timeline import augment as aug
@@ -66,7 +67,7 @@ def test_normal_dialogue_two_tracks(make):
 
 
 def test_same_seed_same_bytes_other_seed_differs():
-    ann = en_annotation("", interruptions=("wait, what about the weekend",))
+    ann = en_annotation("dialogue", interruptions=("wait, what about the weekend",))
     cfg = TimelineConfig()
     a = [_build(ann, cfg, seed=11)[1] for _ in range(2)]
     assert a[0].timeline.model_dump_json() == a[1].timeline.model_dump_json()
@@ -170,9 +171,8 @@ def test_plan_rejects():
     with pytest.raises(RejectError) as e:
         plan_session(en_annotation("interrupt", interruptions=()), PLAIN, 1, library=library())
     assert e.value.code == "no_interruption_text"
-    with pytest.raises(RejectError) as e:
-        plan_session(en_annotation("chitchat"), PLAIN, 1, library=library())
-    assert e.value.code == "unknown_family"
+    with pytest.raises(ValidationError, match="chitchat"):  # the family is decided before planning
+        en_annotation("chitchat")
     ann = tool_annotation("en")
     bad = ann.turns[0].actions[0].model_copy(update={"anchor": "close the door"})
     turns = (ann.turns[0].model_copy(update={"actions": (bad,)}),) + ann.turns[1:]

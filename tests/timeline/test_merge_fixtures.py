@@ -87,7 +87,7 @@ def make_clips(plan: SessionPlan) -> dict[str, Clip]:
     return clips
 
 
-def en_annotation(family: str = "", **kw) -> Annotation:
+def en_annotation(family: str = "dialogue", **kw) -> Annotation:
     turns = (
         AnnotatedTurn(
             role="user", text="Hi there, could you tell me what the weather will be like tomorrow?"
@@ -115,7 +115,7 @@ def en_annotation(family: str = "", **kw) -> Annotation:
     return Annotation(**base)
 
 
-def zh_annotation(family: str = "", **kw) -> Annotation:
+def zh_annotation(family: str = "dialogue", **kw) -> Annotation:
     turns = (
         AnnotatedTurn(role="user", text="你好，请帮我打开车窗，然后播放一些爵士音乐。", actions=()),
         AnnotatedTurn(role="assistant", text="好的，我已经为您打开车窗，正在为您搜索爵士音乐，请稍等一下。"),

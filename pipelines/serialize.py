@@ -1,5 +1,8 @@
 """Stage ``serialize``: a built session -> chunk records, trace, sample metadata and tar members.
 
+One sample goes :func:`serialize_one` (the chunk records) -> :func:`semantic_one` (the SPEC 17
+self-check) -> :func:`encode_one` (the tar members and its manifest row); :class:`SerializeSample`
+is the DoFn that runs them and routes their rejects.
 Input: ``(seed_id, (PlannedSession, BuiltSession))``. Output: :class:`~.shards.EncodedSample` (the
 shard, the key, the members of ``duplexloom.timeline.sample_codec.encode_sample`` plus any extra
 layout members, the manifest row and the timing stats); rejects ``(shard, Reject)``.
@@ -9,7 +12,7 @@ rejects the sample, it is never written) and the layout renderers named in
 ``serializer.layouts`` besides ``ta4`` (``lws``, ``ct``) when their modules exist.
 The two audio tracks' FLAC encodings are cached (:class:`FlacCache`) so that a prompt-only rerun,
 which changes every sample but none of its audio, does not encode them again.
-The manifest row says whether the annotation's cognition and chains reached the sample
+The manifest row (:class:`~duplexloom.schemas.manifest.ManifestRow`) says whether the annotation's cognition and chains reached the sample
 (:func:`cognition_status`).
 Between serializing and encoding, the **semantic self-check** (stage ``semantic``, SPEC 17,
 ``duplexloom.qa.semantic``) scores the sample from its two tracks and its action channel; a
@@ -38,10 +41,11 @@ from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.shards import EncodedSample
-from duplexloom.pipelines.stages import timed
+from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
+from duplexloom.schemas.manifest import ManifestRow
 from duplexloom.schemas.units import chunk_samples
 from duplexloom.timeline.families import action_channel, asr_sides, keep_channel
 
@@ -220,7 +224,7 @@ def encode_one(
     key = sample_key(ps.annotation.seed_id)
     ann = ps.annotation
     reply = next((c.reply_text for c in ann.cognition), None)
-    status = cognition_status(ann, tl, sc.layouts, cfg.timeline_config().think_families)
+    status = cognition_status(ann, tl, sc.layouts, cfg.timeline.think_families)
     meta = SampleMeta(
         key=key,
         family=ps.plan.family,
@@ -236,7 +240,7 @@ def encode_one(
             "seed": ps.seed.model_dump(mode="json"),
             "annotation": dict(ann.provenance),
             "prompt_hashes": dict(ann.prompt_hashes),
-            "annotator": cfg.annotator_config().backend,
+            "annotator": cfg.annotator.backend,
             "tts": {"backend": cfg.tts.backend, "options": dict(cfg.tts.options)},
             "aligner": {
                 "backend": cfg.aligner.backend if cfg.aligner.enabled else "native",
@@ -271,33 +275,33 @@ def encode_one(
         )
 
     shard = shard_of(key, num_shards)
-    row = {
-        "key": key,
-        "shard": f"shards/{shard:06d}.tar",
-        "seed_id": ann.seed_id,
-        "family": ps.plan.family,
-        "family_substitution": ann.provenance.get("family_substitution"),
-        "lang": ps.plan.lang,
+    row = ManifestRow(
+        key=key,
+        shard=f"shards/{shard:06d}.tar",
+        seed_id=ann.seed_id,
+        family=ps.plan.family,
+        family_substitution=ann.provenance.get("family_substitution"),
+        lang=ps.plan.lang,
         # the audio's length (encode_sample pads both tracks to every chunk, drain chunks included),
         # not the timeline's: a manifest row must say how long the sample's audio is
-        "duration_s": len(chunks) * chunk_samples(sr, meta.chunk_ms) / sr,
-        "user_speech_s": speech_s("user"),
-        "assistant_speech_s": speech_s("assistant"),
-        "n_chunks": len(chunks),
-        "n_utterances": len(tl.utterances),
-        "n_actions": len(tl.actions),
-        "n_tool_calls": sum(1 for a in tl.actions if a.is_tool_call),
-        "max_action_tokens": max((c.action_tokens for c in chunks), default=0),
-        "user_speaker": ps.user.id,
-        "assistant_speaker": ps.assistant.id,
-        "tokenizer": tokenizer.info.name,
-        "layouts": ",".join(sc.layouts),
-        "action_channel": ",".join(channel),
-        "prompt_hashes": json.dumps(dict(sorted(ann.prompt_hashes.items())), sort_keys=True),
-        "bytes": sum(len(v) for v in members.values()),
-        "cognition": status["cognition"],
-        "chains": status["chains"],
-    }
+        duration_s=len(chunks) * chunk_samples(sr, meta.chunk_ms) / sr,
+        user_speech_s=speech_s("user"),
+        assistant_speech_s=speech_s("assistant"),
+        n_chunks=len(chunks),
+        n_utterances=len(tl.utterances),
+        n_actions=len(tl.actions),
+        n_tool_calls=sum(1 for a in tl.actions if a.is_tool_call),
+        max_action_tokens=max((c.action_tokens for c in chunks), default=0),
+        user_speaker=ps.user.id,
+        assistant_speaker=ps.assistant.id,
+        tokenizer=tokenizer.info.name,
+        layouts=",".join(sc.layouts),
+        action_channel=",".join(channel),
+        prompt_hashes=json.dumps(dict(sorted(ann.prompt_hashes.items())), sort_keys=True),
+        bytes=sum(len(v) for v in members.values()),
+        cognition=status["cognition"],
+        chains=status["chains"],
+    )
     timing = timing_of(tl)
     timing["drawn"] = drawn_values(tl)
     if report is not None:
@@ -316,7 +320,7 @@ def drawn_values(tl) -> dict[str, list[float]]:
     return out
 
 
-class EncodeSample(beam.DoFn):
+class SerializeSample(beam.DoFn):
     def __init__(self, cfg, progress_total: int | None = None) -> None:
         self.cfg = cfg
         self.total = progress_total
@@ -382,7 +386,7 @@ class EncodeSample(beam.DoFn):
                 self.done,
                 of,
                 enc.key,
-                enc.row["duration_s"],
-                enc.row["n_chunks"],
+                enc.row.duration_s,
+                enc.row.n_chunks,
             )
         yield enc
