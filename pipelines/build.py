@@ -1,10 +1,10 @@
-"""Stage ``build``: the session's plan + its aligned clips -> a two-track :class:`BuiltSession`.
+"""Stage ``build``: the session's plan + its aligned clips -> a two-track session (``BuiltSession``).
 
-Input: per session id, its sealed :class:`~.plan.PlannedSession` and every sealed
+Input: per session id, its sealed :class:`~duplexloom.schemas.session.PlannedSession` and every sealed
 :class:`~duplexloom.schemas.clip.AlignedClip` (its samples are read back from the clip's
 ``AudioRef``, one session at a time; each clip becomes a ``timeline.merge.Clip``: its samples and its
 :class:`~duplexloom.schemas.ClipUtterance`, spans on the clip's clock).
-Output: ``(seed_id, (PlannedSession, BuiltSession))``; rejects ``(shard, Reject)``. One session gives
+Output: ``(seed_id, (PlannedSession, BuiltSession))`` (both in ``schemas/session.py``); rejects ``(shard, Reject)``. One session gives
 at most one reject: when utterances failed in TTS or alignment, the session is rejected with the
 first failing utterance's reject (its stage and code kept; ``extra`` counts the failures).
 Calls ``duplexloom.timeline.merge.build_session(plan, clips, TimelineConfig, run_seed)``, then adds

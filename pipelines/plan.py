@@ -1,6 +1,6 @@
 """Stage ``plan``: annotation -> session plan + the session's two voices.
 
-Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, Sealed(PlannedSession))`` and, on the
+Input: ``(seed_id, (Seed, Annotation))``. Output: ``(seed_id, Sealed(PlannedSession))`` (:class:`~duplexloom.schemas.session.PlannedSession`) and, on the
 ``speak`` tag, one :class:`~duplexloom.schemas.clip.SpeakRequest` per utterance the plan needs
 spoken (the TTS stage's input); rejects ``(shard, Reject)`` on the ``rejects`` tag.
 Calls ``duplexloom.timeline.merge.plan_session(annotation, TimelineConfig, run_seed, library=...)``
@@ -11,39 +11,28 @@ Reject codes: those of ``plan_session``, ``no_speaker_for_lang``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import apache_beam as beam
 
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.pipelines.transport import seal
-from duplexloom.schemas import Seed, Speaker
-from duplexloom.schemas.annotation import Annotation
 from duplexloom.schemas.clip import SpeakRequest
-from duplexloom.schemas.plan import SessionPlan
+from duplexloom.schemas.session import PlannedSession
 from duplexloom.timeline.merge import plan_session
 
 STAGE = "plan"
 SPEAK = "speak"
 
 
-@dataclass(frozen=True)
-class PlannedSession:
-    """A session between the plan and build stages: its seed, annotation, plan and two voices."""
-
-    seed: Seed
-    annotation: Annotation
-    plan: SessionPlan
-    user: Speaker
-    assistant: Speaker
-
-
 def plan_one(seed, annotation, tcfg, run_seed: int, library) -> PlannedSession:
     plan = plan_session(annotation, tcfg, run_seed, library=library)
     return PlannedSession(
-        seed, annotation, plan, library.by_id(plan.user_speaker_id), library.by_id(plan.assistant_speaker_id)
+        seed=seed,
+        annotation=annotation,
+        plan=plan,
+        user=library.by_id(plan.user_speaker_id),
+        assistant=library.by_id(plan.assistant_speaker_id),
     )
 
 

@@ -7,7 +7,7 @@ Two steps, because TTS must know what to say before any audio exists:
    prompt, every text to speak (turns, pause pieces, fillers, backchannels, barge-ins, requests)
    and every random draw (gaps, pause lengths, stop delays, positions), each recorded as an
    ``AugmentationParam`` with its distribution.
-2. :func:`build_session` (plan + ``{utterance id: Clip}`` -> :class:`BuiltSession`): place the
+2. :func:`build_session` (plan + ``{utterance id: Clip}`` -> :class:`~duplexloom.schemas.session.BuiltSession`): place the
    clips on the session clock (each clip's :class:`~duplexloom.schemas.ClipUtterance` becomes a
    session :class:`~duplexloom.schemas.Utterance` through ``ClipUtterance.placed_at``), cut interrupted assistant speech, mix each track, pad both to whole
    chunks, and emit the action objects: ``response`` at a user turn's real end, ``interrupt`` at
@@ -44,6 +44,7 @@ from duplexloom.schemas import (
 )
 from duplexloom.schemas.annotation import AnnotatedTurn, Annotation
 from duplexloom.schemas.plan import Placement, PlannedAction, PlannedUtterance, SessionPlan
+from duplexloom.schemas.session import BuiltSession
 
 from . import augment as aug
 from .config import Dist, TimelineConfig, bernoulli, session_rng
@@ -75,13 +76,6 @@ class Clip:
                 f"clip {self.utterance.id}: {self.audio.shape[0]} samples of audio, "
                 f"its utterance says {self.utterance.n_samples}"
             )
-
-
-@dataclass(frozen=True)
-class BuiltSession:
-    timeline: Timeline
-    user_audio: np.ndarray  # float32, length = whole chunks
-    assistant_audio: np.ndarray
 
 
 # ---- planning --------------------------------------------------------------------------------
