@@ -10,7 +10,7 @@ and sets the clip's ``AudioRef``; only the ``AlignedClip`` crosses the session s
 the next starts; debugging only).
 Alignments are cached like TTS audio (``<cache>/align/``, keyed by the audio's content hash, the
 text, the language and the aligner settings), so a rerun after a prompt-only change aligns nothing
-twice. An utterance whose audio lives in the TTS cache (``SynthResult.audio_path``, the TTS stage's
+twice. An utterance whose audio lives in the TTS cache (``SynthResult.stored``, the TTS stage's
 lazy mode) leaves with that path as its ``AudioRef`` and no samples; on an alignment cache hit its
 audio is not read at all. Rejects are not cached (a fixed aligner may accept the item next time).
 
@@ -44,7 +44,7 @@ from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.pipelines.transport import pack_spans, prepare_worker
 from duplexloom.pipelines.tts import Spoken
 from duplexloom.schemas import Reject, RejectError, TimedSpan
-from duplexloom.schemas.clip import AlignedClip, AlignScores, AudioRef, PackedSpan
+from duplexloom.schemas.clip import AlignedClip, AlignScores, PackedSpan
 from duplexloom.tts_adapters.cache import audio_sha256, load
 
 STAGE = "align"
@@ -313,9 +313,7 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
                 if rej is not None:
                     return rejected(rej, scores)
             # A result stored in the TTS cache travels on as its path, not its samples.
-            ref = None
-            if r.audio_path is not None:
-                ref = AudioRef(path=r.audio_path, sample_rate=r.sample_rate, n_samples=r.duration_samples)
+            ref = r.stored
             clip = AlignedClip(
                 session_id=req.session_id, utterance_id=req.utterance_id, lang=req.lang, audio=ref,
                 words=words, chars=chars, confidence=confidence, scores=scores,

@@ -138,7 +138,7 @@ class TTSModelHandler(ModelHandler[SpeakRequest, PredictionResult, Any]):
         if self.lazy_audio:
             return model.synthesize_lazy(texts, speaker, lang)
         # The cache may be local to this worker: pass the samples on, not a path into it.
-        return [dataclasses.replace(r, audio_path=None) for r in model.synthesize(texts, speaker, lang)]
+        return [dataclasses.replace(r, stored=None) for r in model.synthesize(texts, speaker, lang)]
 
     def get_metrics_namespace(self) -> str:
         return "tts_model"

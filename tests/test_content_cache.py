@@ -19,6 +19,7 @@ from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.align import AlignmentCache, AlignScores, align_key
 from duplexloom.pipelines.serialize import FlacCache
 from duplexloom.schemas import Speaker
+from duplexloom.schemas.clip import AudioRef
 from duplexloom.tts_adapters.cache import SynthesisCache, audio_sha256, load, quantize_24
 from duplexloom.tts_adapters.cache import cache_key as synthesis_key
 
@@ -69,7 +70,9 @@ def test_synthesis_cache_serves_an_existing_entry_and_misses_a_flac_one(tmp_path
     _entry(tmp_path, key, ".json").write_text(json.dumps(meta), encoding="utf-8")
     cache = SynthesisCache(tmp_path)
     hit = cache.lookup(key)
-    assert hit is not None and hit.audio_path == str(wav) and hit.n_samples == 4000
+    assert hit is not None and hit.stored == AudioRef(
+        path=str(wav), sample_rate=hit.sample_rate, n_samples=4000
+    )
     assert hit.word_starts_samples == [("good", 0), ("morning", 1800)]
     assert np.array_equal(load(hit).audio, stored) and (cache.hits, cache.misses) == (1, 0)
     # 0.1's FLAC form (side file without length or hash): a miss, synthesized once more

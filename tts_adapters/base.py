@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from duplexloom.schemas import Speaker
+from duplexloom.schemas.clip import AudioRef
 from duplexloom.schemas.reject import MissingDependencyError  # noqa: F401  (its home; re-exported)
 
 
@@ -33,19 +34,19 @@ class SynthResult:
     audio: np.ndarray | None
     sample_rate: int
     word_starts_samples: list[tuple[str, int]] | None = None
-    # Set by the synthesis cache (cache.py): where the audio is stored, how long it is and the
-    # sha256 of its float32 samples. A lazy cache hit carries these and ``audio=None``: the audio
-    # is read where it is needed (cache.read_audio), not on every hit.
-    audio_path: str | None = None
-    n_samples: int | None = None
+    # Set by the synthesis cache (cache.py): where the audio is stored (the one audio reference
+    # type, ``schemas.clip.AudioRef``: path, rate, length) and the sha256 of its float32 samples.
+    # A lazy cache hit carries these and ``audio=None``: the audio is read where it is needed
+    # (cache.load), not on every hit.
+    stored: AudioRef | None = None
     audio_sha256: str | None = None
 
     @property
     def duration_samples(self) -> int:
         if self.audio is None:
-            if self.n_samples is None:
-                raise ValueError("SynthResult without audio or n_samples")
-            return self.n_samples
+            if self.stored is None:
+                raise ValueError("SynthResult without audio or a stored copy")
+            return self.stored.n_samples
         return int(self.audio.shape[0])
 
 

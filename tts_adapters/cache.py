@@ -28,6 +28,7 @@ import soundfile as sf
 
 from duplexloom.content_cache import ContentCache
 from duplexloom.schemas import Speaker
+from duplexloom.schemas.clip import AudioRef
 
 from .base import SynthResult, TTSBackend
 
@@ -62,8 +63,11 @@ class SynthesisCache(ContentCache):
                 audio=None,
                 sample_rate=int(info["sample_rate"]),
                 word_starts_samples=None if words is None else [(w, int(t)) for w, t in words],
-                audio_path=self.path(key),
-                n_samples=int(info["n_samples"]),
+                stored=AudioRef(
+                    path=self.path(key),
+                    sample_rate=int(info["sample_rate"]),
+                    n_samples=int(info["n_samples"]),
+                ),
                 audio_sha256=info["sha256"],
             )
         )
@@ -84,8 +88,7 @@ class SynthesisCache(ContentCache):
             audio=stored,
             sample_rate=sr,
             word_starts_samples=result.word_starts_samples,
-            audio_path=wav,
-            n_samples=info["n_samples"],
+            stored=AudioRef(path=wav, sample_rate=sr, n_samples=info["n_samples"]),
             audio_sha256=info["sha256"],
         )
 
@@ -144,16 +147,15 @@ def _read_mono_pcm24_wav(path: str) -> tuple[np.ndarray, int] | None:
 
 
 def load(result: SynthResult) -> SynthResult:
-    """``result`` with its audio (read from ``audio_path`` when it was left out)."""
+    """``result`` with its audio (read from its stored copy when it was left out)."""
     if result.audio is not None:
         return result
-    if result.audio_path is None:
-        raise ValueError("SynthResult without audio or audio_path")
-    audio, _ = read_audio(result.audio_path, result.sample_rate)
-    if audio.shape[0] != result.n_samples:
-        raise ValueError(
-            f"cached audio {result.audio_path}: {audio.shape[0]} samples, recorded {result.n_samples}"
-        )
+    ref = result.stored
+    if ref is None:
+        raise ValueError("SynthResult without audio or a stored copy")
+    audio, _ = read_audio(ref.path, ref.sample_rate)
+    if audio.shape[0] != ref.n_samples:
+        raise ValueError(f"cached audio {ref.path}: {audio.shape[0]} samples, recorded {ref.n_samples}")
     return dataclasses.replace(result, audio=audio)
 
 
@@ -173,7 +175,7 @@ class CachedTTS(TTSBackend):
 
     def synthesize_lazy(self, texts: list[str], speaker: Speaker, lang: str) -> list[SynthResult]:
         """Like :meth:`synthesize`, but a cache hit comes without its audio (``audio=None``, with
-        ``audio_path``, ``n_samples`` and ``audio_sha256``); fresh results keep theirs."""
+        ``stored`` and ``audio_sha256``); fresh results keep theirs."""
         settings = self.backend.settings_key()
         keys = [cache_key(t, speaker, lang, settings) for t in texts]
         results: list[SynthResult | None] = [self.cache.lookup(k) for k in keys]

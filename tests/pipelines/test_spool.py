@@ -124,7 +124,8 @@ def test_a_reference_into_the_tts_cache_is_not_spooled_and_loads_from_the_cache(
 
     audio = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
     entry = SynthesisCache(tmp_path / "tts").put("k" * 64, SynthResult(audio, 16_000))
-    ref = AudioRef(path=entry.audio_path, sample_rate=16_000, n_samples=16_000)
+    ref = entry.stored
+    assert ref == AudioRef(path=ref.path, sample_rate=16_000, n_samples=16_000)
     clip = _clip(audio=ref)
     assert spool.SpoolClip(str(tmp_path), 4)(("sess", Aligned(clip))) == ("sess", Sealed.of(clip))
     assert not (tmp_path / "_work").exists()

@@ -177,7 +177,7 @@ def test_a_tts_cache_entry_crosses_as_the_clips_audio_ref_and_builds_the_same_se
         clips[lazy] = [SpoolClip(out, n)((a.clip.session_id, a))[1].open() for a in aligned]
         if lazy:
             assert all(sp.result.audio is None for sp in spoken)
-            assert [c.audio.path for c in clips[lazy]] == [sp.result.audio_path for sp in spoken]
+            assert [c.audio.path for c in clips[lazy]] == [sp.result.stored.path for sp in spoken]
             assert not (tmp_path / f"out-{lazy}" / "_work").exists()
         else:
             assert all(c.audio.path.endswith(".npy") for c in clips[lazy])

@@ -92,8 +92,8 @@ def test_lazy_hits_carry_a_path_length_and_hash_not_samples(tmp_path):
         ["good morning"], lib.users[2], "en"
     )[0]
     assert counting.calls == 1
-    assert lazy.audio is None and lazy.audio_path == fresh.audio_path and lazy.audio_path.endswith(".wav")
-    assert lazy.n_samples == lazy.duration_samples == fresh.audio.shape[0]
+    assert lazy.audio is None and lazy.stored == fresh.stored and lazy.stored.path.endswith(".wav")
+    assert lazy.stored.n_samples == lazy.duration_samples == fresh.audio.shape[0]
     loaded = cache_load(lazy)
     assert np.array_equal(loaded.audio, fresh.audio)
     assert lazy.audio_sha256 == fresh.audio_sha256 == audio_sha256(loaded.audio)
@@ -109,7 +109,7 @@ def test_cache_entries_of_the_flac_version_are_synthesized_again(tmp_path):
     counting = _Counting(get_tts("espeak"))
     speaker = lib.users[2]
     new = CachedTTS(counting, SynthesisCache(tmp_path)).synthesize(["good morning"], speaker, "en")[0]
-    wav = Path(new.audio_path)
+    wav = Path(new.stored.path)
     meta = wav.with_suffix(".json")
     sf.write(wav.with_suffix(".flac"), new.audio, new.sample_rate, format="FLAC", subtype="PCM_24")
     meta.write_text(
