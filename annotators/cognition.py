@@ -25,11 +25,12 @@ from collections.abc import Sequence
 
 from duplexloom.schemas.annotation import AnnotatedTurn, CognitionEntry, CognitionStream
 from duplexloom.schemas.reject import RejectError
+from duplexloom.schemas.text_units import CJK_RANGES
 from duplexloom.timeline.augment import units as word_units
 
 from .responses import CognitionOut
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
+_CJK = re.compile(rf"[{CJK_RANGES}]")
 _EN_WORD = re.compile(r"[a-z0-9']+")
 # Words so common that reusing one early says nothing about having heard the rest.
 _EN_STOP = frozenset(
@@ -117,7 +118,7 @@ _EN_AUX = frozenset("is are am was were can could do does did will would should 
 _EN_REQUEST = frozenset("please tell help give show find play open close set turn book call let".split())
 _ZH_QUESTION = ("吗", "呢", "什么", "怎么", "哪", "几", "多少", "多久", "多远", "谁", "为什么", "？", "?")
 _ZH_REQUEST = ("请", "帮", "给我", "告诉", "打开", "关", "放", "订")
-_ZH_DROP = re.compile(r"[^\u3400-\u9fffA-Za-z0-9]")
+_ZH_DROP = re.compile(rf"[^{CJK_RANGES}A-Za-z0-9]")
 # Offline phrasing, per language: (early confirmation, reasoning, final), each with {x} = heard words.
 _PHRASES = {
     "en": {

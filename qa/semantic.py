@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from duplexloom.schemas.chunk import ChunkRecord
+from duplexloom.schemas.text_units import CJK_RANGES
 from duplexloom.schemas.timeline import Timeline
 from duplexloom.schemas.tokens import LABEL_BACKCHANNEL, LABEL_INTERRUPT, LABEL_RESPONSE, TOOLCALL_BEGIN
 from duplexloom.schemas.units import chunk_samples
@@ -259,7 +260,7 @@ def _kind(w: Written) -> str:
 def _norm(text: str) -> list[str]:
     """Own word normalization for matching transcripts: lower case, CJK characters one by one."""
     out: list[str] = []
-    for tok in re.findall(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+(?:['\u2019-][^\W_]+)*", text.lower()):
+    for tok in re.findall(rf"[{CJK_RANGES}]|[^\W_]+(?:['\u2019-][^\W_]+)*", text.lower()):
         out.append(tok.replace("\u2019", "'"))
     return out
 
