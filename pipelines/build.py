@@ -24,6 +24,8 @@ import dataclasses
 import apache_beam as beam
 import numpy as np
 
+from duplexloom.annotators.cognition import on_session_clock
+from duplexloom.annotators.config import AnnotatorConfig
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.spool import read_clip_audio
@@ -31,11 +33,15 @@ from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.pipelines.transport import prepare_worker, unpack_spans
 from duplexloom.schemas import ClipUtterance, RejectError
 from duplexloom.schemas.clip import AlignedClip
+from duplexloom.schemas.session import BuiltSession, PlannedSession
+from duplexloom.timeline.cognition import with_think_actions
+from duplexloom.timeline.config import TimelineConfig
+from duplexloom.timeline.merge import Clip, build_session
 
 STAGE = "build"
 
 
-def clip_utterance(ps, clip: AlignedClip) -> ClipUtterance:
+def clip_utterance(ps: PlannedSession, clip: AlignedClip) -> ClipUtterance:
     """The planned utterance of ``clip`` with its aligned spans (clip clock) and its clip's length."""
     pu = ps.plan.utterance(clip.utterance_id)
     return ClipUtterance(
@@ -53,10 +59,10 @@ def clip_utterance(ps, clip: AlignedClip) -> ClipUtterance:
     )
 
 
-def make_clips(ps, aligned: list[AlignedClip], samples: dict[str, np.ndarray]) -> dict:
+def make_clips(
+    ps: PlannedSession, aligned: list[AlignedClip], samples: dict[str, np.ndarray]
+) -> dict[str, Clip]:
     """``{utterance id: Clip}`` for ``build_session``; ``samples`` holds each clip's audio."""
-    from duplexloom.timeline.merge import Clip
-
     return {a.utterance_id: Clip(clip_utterance(ps, a), samples[a.utterance_id]) for a in aligned}
 
 
@@ -65,11 +71,16 @@ def read_samples(aligned: list[AlignedClip]) -> dict[str, np.ndarray]:
     return {a.utterance_id: read_clip_audio(a.audio) for a in aligned}
 
 
-def build_one(ps, aligned: list[AlignedClip], samples: dict[str, np.ndarray], tcfg, run_seed: int, acfg=None):
-    from duplexloom.annotators.cognition import on_session_clock
-    from duplexloom.timeline.cognition import with_think_actions
-    from duplexloom.timeline.merge import build_session
-
+def build_one(
+    ps: PlannedSession,
+    aligned: list[AlignedClip],
+    samples: dict[str, np.ndarray],
+    tcfg: TimelineConfig,
+    run_seed: int,
+    acfg: AnnotatorConfig | None = None,
+) -> BuiltSession:
+    """The session of ``ps`` built from its aligned clips, with its cognition as ``think`` actions
+    (``acfg``: the offline annotator's notes are cut at the built session's real seconds)."""
     for a in aligned:
         if a.audio.sample_rate != tcfg.sample_rate:
             raise RejectError(

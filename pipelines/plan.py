@@ -20,6 +20,7 @@ from duplexloom.pipelines.transport import seal
 from duplexloom.schemas.clip import SpeakRequest
 from duplexloom.schemas.session import PlannedSession
 from duplexloom.timeline.merge import plan_session
+from duplexloom.tts_adapters.speakers import load_library
 
 STAGE = "plan"
 SPEAK = "speak"
@@ -56,8 +57,6 @@ class PlanSession(beam.DoFn):
         self.cfg = cfg
 
     def setup(self) -> None:
-        from duplexloom.tts_adapters.speakers import load_library
-
         self.tcfg = self.cfg.timeline
         self.library = load_library(self.cfg.tts.speaker_library)
 
