@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from duplexloom.schemas.annotation import AnnotatedTurn, CognitionEntry, CognitionStream
 from duplexloom.schemas.reject import RejectError
 from duplexloom.timeline.augment import units as word_units
+from duplexloom.timeline.cognition import heard_by_second
 
 from .responses import CognitionOut
 
@@ -323,8 +324,6 @@ def on_session_clock(annotation, timeline, config):
     of a user turn has its note and each note says what was heard by the end of that second. LLM
     streams are kept as they are (re-asking after synthesis is not done). Raises ``RejectError``
     when a re-cut stream fails :func:`check`."""
-    from duplexloom.timeline.cognition import heard_by_second
-
     if annotation.provenance.get("cognition") != OFFLINE_PROV:
         return annotation
     lang = annotation.lang
