@@ -20,6 +20,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile as sf
 
 
 def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
@@ -135,8 +136,6 @@ def add_noise(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _codec_bytes(audio: np.ndarray, rate: int, codec: str) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     fmt, subtype, codec_rate = {
         "mp3": ("MP3", "MPEG_LAYER_III", rate),
         "vorbis": ("OGG", "VORBIS", rate),

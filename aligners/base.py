@@ -261,7 +261,7 @@ def register_aligner(name: str) -> Callable[[type[Aligner]], type[Aligner]]:
 
 
 def _register_builtins() -> None:
-    # Imported lazily: the backend modules import this one (and torch).
+    # lazy: cycle aligners.base <-> its backends (they register here); plugin registry, loads on demand
     from . import mms_fa, tiny, wav2vec2_local  # noqa: F401
 
 

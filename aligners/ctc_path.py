@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ctc_segmentation as cs
 import numpy as np
 
 from duplexloom.schemas import RejectError, TimedSpan
@@ -34,8 +35,6 @@ class FramePath:
 
 def align_frames(lp: np.ndarray, units: list[UnitTokens], labels: Sequence[str]) -> FramePath:
     """Run ctc-segmentation of the units' labels over log-probabilities ``lp``."""
-    import ctc_segmentation as cs
-
     index = {lab: i for i, lab in enumerate(labels)}
     token_list = [np.array([index[lab] for lab in u.labels], dtype=np.int64) for u in units]
     n_states = sum(len(t) for t in token_list) + len(token_list) + 1

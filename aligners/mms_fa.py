@@ -45,6 +45,7 @@ def local_model_dir(config: MmsFaConfig) -> Path | None:
 def load_local(d: Path):
     """The MMS_FA model from ``d/model.pt`` (+ optional ``d/params.json``), built the way
     ``MMS_FA.get_model(with_star=False)`` builds it, without network."""
+    # lazy: torch, heavy; the registry imports this module to list backends (config check)
     import torch
     from torchaudio.models import wav2vec2_model
     from torchaudio.pipelines import MMS_FA
@@ -65,6 +66,7 @@ def load_local(d: Path):
 
 def mms_labels() -> tuple[str, ...]:
     """MMS_FA's label list, blank ``-`` first (matches ``bundle.get_labels(star=None)``)."""
+    # lazy: torch, heavy; the registry imports this module to list backends (config check)
     from torchaudio.pipelines import MMS_FA
 
     labels = tuple(MMS_FA.get_labels(star=None))
@@ -79,6 +81,7 @@ class MmsFaAligner(CTCAligner):
 
     @classmethod
     def model_fingerprint(cls, config: MmsFaConfig) -> str:
+        # lazy: torch, heavy; the registry imports this module to list backends (config check)
         import torchaudio
 
         d = local_model_dir(config)
@@ -89,6 +92,7 @@ class MmsFaAligner(CTCAligner):
 
     def __init__(self, config: MmsFaConfig, model=None) -> None:
         super().__init__(config)
+        # lazy: torch, heavy; the registry imports this module to list backends (config check)
         from torchaudio.pipelines import MMS_FA
 
         if model is None:
@@ -102,6 +106,7 @@ class MmsFaAligner(CTCAligner):
         self.start_offset_samples = {}
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        # lazy: torch, heavy; the registry imports this module to list backends (config check)
         import torch
 
         with torch.inference_mode():

@@ -26,6 +26,7 @@ class TinyConfig(AlignerConfig):
 
 def load_tiny(model_dir: str | Path | None = None):
     """(model in eval mode, metadata dict) from ``<model_dir>/tiny_ctc.{pt,json}``."""
+    # lazy: torch, heavy; the registry imports this module to list backends (config check)
     import torch
 
     from .tiny_model import TinyConfig as NetConfig
@@ -56,6 +57,7 @@ class TinyAligner(CTCAligner):
             model, meta = load_tiny(config.model_dir)
         assert meta is not None
         if config.threads:
+            # lazy: torch, heavy; the registry imports this module to list backends (config check)
             import torch
 
             torch.set_num_threads(config.threads)
@@ -71,11 +73,13 @@ class TinyAligner(CTCAligner):
         self.onset_head = dict(meta.get("onset_head", {})) if meta["model"].get("onset_head") else {}
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        # lazy: torch (tiny_model), heavy; the registry imports this module to list backends (config check)
         from .tiny_model import log_probs
 
         return log_probs(self.model, audio)
 
     def frame_outputs(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        # lazy: torch (tiny_model), heavy; the registry imports this module to list backends (config check)
         from .tiny_model import frame_outputs
 
         return frame_outputs(self.model, audio)

@@ -18,19 +18,25 @@ Input records: none; output: the two model files. No reject codes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from duplexloom.schemas.rng import seeded_rng
 
+from .augment import CHAIN, CODECS, NOISES
 from .augment import augment as augment_audio
+from .ctc_path import align_frames
+from .onsets import head_onsets, offset_key, onset_features
 from .romanize import text_to_units
-from .tiny_model import LABELS, TinyConfig, TinyCTC
+from .tiny import load_tiny
+from .tiny_model import LABELS, TinyConfig, TinyCTC, frame_outputs
 
 SAMPLE_RATE = 16_000
 # "base": the first bundled model's (gain and white noise); "varied": the augmentation chain.
@@ -95,10 +101,6 @@ def augment_base(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augmentation_card() -> dict:
-    from dataclasses import asdict
-
-    from .augment import CHAIN, CODECS, NOISES
-
     return {
         "probabilities": asdict(CHAIN),
         "warp_percent": [-12, 12],
@@ -133,8 +135,6 @@ def train(
     init: Path | None = None,
     lr: float = 3e-3,
 ) -> dict:
-    import torch
-
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -147,8 +147,6 @@ def train(
     batches = [order[i : i + batch] for i in range(0, n_utts, batch)]
     model = TinyCTC(cfg)
     if init is not None:  # a second stage continues from a first stage's weights
-        from .tiny import load_tiny
-
         first, meta = load_tiny(init)
         if meta["model"] != cfg.to_dict():
             raise ValueError(f"{init}: model config {meta['model']} differs from {cfg.to_dict()}")
@@ -217,10 +215,6 @@ def calibrate(
     language, per first label and per first two labels (keys with >= ``min_count`` words), then a
     per-language least-squares correction on the first label's posteriors around that frame; with
     an onset head, the per-language median shift from the head's peak to the native start."""
-    from .ctc_path import align_frames
-    from .onsets import head_onsets, offset_key, onset_features
-    from .tiny_model import frame_outputs
-
     rows: list[tuple[str, list[str], int, np.ndarray]] = []  # (lang, labels, residual, features)
     head_res: dict[str, list[float]] = {}
     for i in range(n):
@@ -270,10 +264,6 @@ def calibrate(
 def save(
     out_dir: Path, model, cfg: TinyConfig, offsets: dict[str, int], refine: dict, head: dict, info: dict
 ) -> Path:
-    import io
-
-    import torch
-
     out_dir.mkdir(parents=True, exist_ok=True)
     # float16 halves the file; the aligner casts back to float32 on load.
     state = {k: v.detach().half() if v.is_floating_point() else v for k, v in model.state_dict().items()}

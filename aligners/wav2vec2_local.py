@@ -32,6 +32,7 @@ class Wav2Vec2LocalConfig(AlignerConfig):
 
 
 def _load_torchaudio_layout(d: Path):
+    # lazy: torch, heavy; the registry imports this module to list backends (config check)
     import torch
     import torchaudio
 
@@ -47,12 +48,13 @@ def _load_torchaudio_layout(d: Path):
 
 
 def _load_hf_layout(d: Path):
-    try:
+    try:  # lazy: transformers, optional dependency (Hugging Face checkpoints only)
         from transformers import Wav2Vec2ForCTC
     except ImportError as e:
         raise MissingDependencyError(
             f"{d} is a Hugging Face checkpoint: pip install transformers to load it"
         ) from e
+    # lazy: torch, heavy; the registry imports this module to list backends (config check)
     from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
@@ -92,6 +94,7 @@ class Wav2Vec2LocalAligner(CTCAligner):
         self.start_offset_samples = {}
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        # lazy: torch, heavy; the registry imports this module to list backends (config check)
         import torch
 
         with torch.inference_mode():

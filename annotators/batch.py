@@ -30,16 +30,15 @@ from duplexloom.schemas.seed import Seed
 from .base import STAGE, Annotator
 from .config import AnnotatorConfig
 from .dedup import too_similar
+from .offline import OfflineAnnotator
 
 T = TypeVar("T")
 
 
 def make_annotator(config: AnnotatorConfig) -> Annotator:
     if config.backend == "offline":
-        from .offline import OfflineAnnotator
-
         return OfflineAnnotator(config)
-    from .llm import LLMAnnotator
+    from .llm import LLMAnnotator  # lazy: openai (~0.8 s, via .client), only for the llm backend
 
     return LLMAnnotator(config)
 

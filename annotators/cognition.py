@@ -27,6 +27,7 @@ from duplexloom.schemas.annotation import AnnotatedTurn, CognitionEntry, Cogniti
 from duplexloom.schemas.reject import RejectError
 from duplexloom.schemas.text_units import CJK_RANGES
 from duplexloom.timeline.augment import units as word_units
+from duplexloom.timeline.cognition import heard_by_second
 
 from .responses import CognitionOut
 
@@ -324,8 +325,6 @@ def on_session_clock(annotation, timeline, config):
     of a user turn has its note and each note says what was heard by the end of that second. LLM
     streams are kept as they are (re-asking after synthesis is not done). Raises ``RejectError``
     when a re-cut stream fails :func:`check`."""
-    from duplexloom.timeline.cognition import heard_by_second
-
     if annotation.provenance.get("cognition") != OFFLINE_PROV:
         return annotation
     lang = annotation.lang

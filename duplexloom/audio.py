@@ -19,6 +19,7 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
         raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
     if sr_from == sr_to or audio.size == 0:
         return audio.copy()
+    # lazy: torch (~2 s); tts_adapters import this module on light paths (listing backends)
     import torch
     import torchaudio.functional as AF
 

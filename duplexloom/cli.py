@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"duplexloom: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if name not in ("render", "run"):  # `run` hands its Beam options to FileSystems itself
+        # lazy: apache_beam (storage); `duplexloom --help` and `render` must not import it
         from duplexloom.storage import set_storage_options, split_storage_args
 
         storage, rest = split_storage_args(rest)

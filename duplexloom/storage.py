@@ -143,6 +143,7 @@ def _put_empty_s3(path: str) -> None:
     """An empty S3 object in one PUT (atomic by itself). Beam's S3 writer always uploads in
     multipart parts and, for 0 bytes, completes an upload with no part, which S3 refuses
     (``MalformedXML``): an empty ``rejects.jsonl`` could not be written."""
+    # lazy: apache-beam[aws] (boto3), an optional extra, only for s3:// paths
     from apache_beam.io.aws import s3io
     from apache_beam.io.aws.clients.s3 import boto3_client
 

@@ -38,6 +38,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from duplexloom.aligners import get_aligner
+from duplexloom.aligners.base import model_fingerprint
 from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.routing import call_routed
 from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
@@ -248,7 +250,6 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self._prepare()
         if not self.enabled:
             return None
-        from duplexloom.aligners import get_aligner
 
         log.info("[align] loading aligner %r", self.backend)
         return get_aligner(self.backend, **self.options)
@@ -262,8 +263,6 @@ class AlignerModelHandler(ModelHandler[Spoken, PredictionResult, Any]):
         self.cache = AlignmentCache(self.cache_dir) if self.cache_dir else None
         settings: dict[str, Any] = {"backend": self.backend, "options": self.options}
         if self.enabled:
-            from duplexloom.aligners.base import model_fingerprint
-
             # The weights, not just the settings: a model update must not hit old cached alignments.
             settings["model"] = model_fingerprint(self.backend, **self.options)
         self.settings = settings

@@ -17,10 +17,12 @@ import logging
 
 import apache_beam as beam
 
+from duplexloom.annotators import annotate_batch
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
 from duplexloom.pipelines.stage_runtime import timed
 from duplexloom.schemas import Reject
+from duplexloom.timeline.families import choose_family
 
 STAGE = "annotate"
 log = logging.getLogger("duplexloom.pipelines")
@@ -35,9 +37,6 @@ class AnnotateBatch(beam.DoFn):
         self.tcfg = self.cfg.timeline
 
     def process(self, batch):
-        from duplexloom.annotators import annotate_batch
-        from duplexloom.timeline.families import choose_family
-
         shard, seeds = batch
         cfg = self.cfg
         families: dict[str, str] = {}

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import NoReturn
 
-from duplexloom.pipelines.config import ConfigError, load_config, preflight
+from duplexloom.pipelines.config import ConfigError, load_config, preflight, resolved_yaml
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"duplexloom run: {one_line(e)}", file=sys.stderr)
         return 2
     if args.print_config:
-        from duplexloom.pipelines.config import resolved_yaml
-
         print(resolved_yaml(cfg), end="")
         return 0
     # Beam installs a root handler on import, so ours is a handler of our own logger.
@@ -134,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ours.propagate = False
     ours.setLevel(logging.INFO if cfg.progress else logging.WARNING)
 
+    # lazy: apache_beam and torch, after our logging is set up; `run --help`/--print-config stay fast
     from duplexloom.pipelines.run import ensure_runner, make_pipeline, run, seed_patterns
     from duplexloom.pipelines.seeds import InputError, resolve_inputs
     from duplexloom.storage import set_storage_options
@@ -219,11 +218,11 @@ def one_line(e: BaseException) -> str:
 
 def write_qa_report(out_dir: str, summary: dict) -> str | None:
     """The QA report in ``<out>/report/`` when the qa package provides one."""
-    try:
+    try:  # lazy: matplotlib (qa.report), only at the end of a run that writes a report
         from duplexloom.qa.report import write_report
     except ImportError:
         return None
-    from duplexloom import storage
+    from duplexloom import storage  # lazy: apache_beam (storage); the CLI module must import fast
 
     return write_report(
         storage.join(out_dir, "shards", "*.tar"),

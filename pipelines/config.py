@@ -40,9 +40,12 @@ from pydantic import (
     model_validator,
 )
 
+from duplexloom.aligners.base import aligner_class, available_aligners, model_fingerprint
 from duplexloom.annotators.config import AnnotatorConfig
 from duplexloom.timeline.config import TimelineConfig
 from duplexloom.timeline.families import check_channel_overrides
+from duplexloom.timeline.tokenizer import load_tokenizer
+from duplexloom.tts_adapters.base import available_tts, tts_class
 
 
 class ConfigError(ValueError):
@@ -257,9 +260,6 @@ def validate_backend_options(cfg: RunConfig) -> None:
     ``options`` stays a mapping in :class:`RunConfig`: which model types it depends on ``backend``,
     and looking that up imports the backend's package."""
     # Public registry accessors only (the registries' dicts are the packages' business).
-    from duplexloom.aligners.base import aligner_class, available_aligners
-    from duplexloom.tts_adapters.base import available_tts, tts_class
-
     if cfg.tts.backend not in available_tts():
         raise KeyError(f"tts.backend {cfg.tts.backend!r} is unknown; known: {available_tts()}")
     try:
@@ -306,6 +306,7 @@ def load_config(
     """Embedded defaults <- YAML file at ``path`` (read through FileSystems) <- ``--set`` overrides."""
     tree = default_tree()
     if path:
+        # lazy: apache_beam (via storage); config loads for `run --help`/--print-config without Beam
         from duplexloom.storage import read_text
 
         try:
@@ -340,6 +341,7 @@ def _sides_in(value: Any) -> list[Any]:
 
 def check_serializer(cfg: RunConfig) -> None:
     """Layouts, ASR sides and the tokenizer, as the serialize stage will use them."""
+    # lazy: apache_beam (via pipelines.serialize); config loads for `run --help`/--print-config without Beam
     from duplexloom.pipelines.serialize import LAYOUTS
 
     sc = cfg.serializer.model_dump(mode="json")
@@ -360,6 +362,7 @@ def check_serializer(cfg: RunConfig) -> None:
 
 
 def _check_tokenizer(path: str) -> None:
+    # lazy: apache_beam (via storage); config loads for `run --help`/--print-config without Beam
     from duplexloom import storage as io
 
     where = f"serializer.tokenizer {path!r}"
@@ -372,7 +375,6 @@ def _check_tokenizer(path: str) -> None:
     model = tree.get("model") if isinstance(tree, dict) else None
     if not isinstance(model, dict) or not model.get("type"):
         raise ConfigError(f"{where}: not a tokenizer.json (a JSON object with a 'model' that has a 'type')")
-    from duplexloom.timeline.tokenizer import load_tokenizer
 
     # What is left to fail is inside the tokenizers library, which raises an untyped Exception:
     # such a file gets its traceback here, still before any work.
@@ -384,6 +386,7 @@ def _check_tokenizer(path: str) -> None:
 
 def _check_writable_dir(path: str, what: str) -> None:
     """``path`` is (or can become) a folder we can write to; a remote one needs its filesystem."""
+    # lazy: apache_beam; config loads for `run --help`/--print-config without Beam
     from apache_beam.io.filesystems import FileSystems
 
     if "://" in path:
@@ -414,6 +417,7 @@ def check_paths(cfg: RunConfig) -> None:
         _check_writable_dir(cfg.cache_dir(), "output.cache_dir")
     lib = cfg.tts.speaker_library
     if lib is not None:
+        # lazy: apache_beam (via storage); config loads for `run --help`/--print-config without Beam
         from duplexloom import storage as io
 
         if not io.exists(lib):
@@ -441,8 +445,6 @@ def config_digest(cfg: RunConfig) -> str:
     tree["shards"].pop("resume", None)
     if cfg.aligner.enabled:
         # The bundled or local model's identity: retrained weights change every alignment.
-        from duplexloom.aligners.base import model_fingerprint
-
         tree["aligner_model"] = model_fingerprint(cfg.aligner.backend, **cfg.aligner.options)
     blob = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

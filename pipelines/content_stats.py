@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from duplexloom import storage
+from duplexloom.prompts import load_catalog
 from duplexloom.schemas.sample import SampleMeta
+from duplexloom.timeline.sample_codec import iter_shard, meta_from_json
 
 
 def sample_metas(out_dir: str) -> Iterator[SampleMeta]:
-    from duplexloom.timeline.sample_codec import iter_shard, meta_from_json
-
     for path in sorted(storage.match(storage.join(out_dir, "shards", "*.tar"))):
         for _, members in iter_shard(io.BytesIO(storage.read_bytes(path))):
             yield meta_from_json(json.loads(members["json"]))
@@ -40,8 +40,6 @@ def tool_reply(meta: SampleMeta) -> str | None:
 
 
 def content_stats(metas: Iterable[SampleMeta], family_mix: dict[str, float]) -> dict[str, Any]:
-    from duplexloom.prompts import load_catalog
-
     catalog = set(load_catalog())
     metas = list(metas)
     n = len(metas)

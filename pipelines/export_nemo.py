@@ -47,7 +47,7 @@ SHAR_DIR = "shar"
 
 
 def _lhotse() -> Any:
-    try:
+    try:  # lazy: lhotse, optional dependency (duplexloom[nemo])
         import lhotse
     except ImportError as err:  # optional dependency: say what to install
         raise ImportError(

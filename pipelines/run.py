@@ -15,6 +15,7 @@ samples, and end in ``rejects.jsonl`` and the shard's resume state.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import time
@@ -24,6 +25,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, SwitchingDirectRunner
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from duplexloom import storage
 from duplexloom.pipelines.align import AlignerModelHandler, AlignQuality
@@ -34,7 +37,7 @@ from duplexloom.pipelines.dedup import NearDuplicates
 from duplexloom.pipelines.outputs import remove_cache_leftovers, write_outputs
 from duplexloom.pipelines.plan import SPEAK, PlanSession
 from duplexloom.pipelines.routing import REJECTS
-from duplexloom.pipelines.seeds import PLANS, ReadSeeds, resolve_inputs
+from duplexloom.pipelines.seeds import PLANS, ReadSeeds, read_lines, resolve_inputs
 from duplexloom.pipelines.serialize import SerializeSample
 from duplexloom.pipelines.shards import WriteShard
 from duplexloom.pipelines.spool import SpoolClip, SpoolSample, delete_tree, work_dir
@@ -75,9 +78,6 @@ def shared_cache(p: beam.Pipeline, cache: str | None) -> bool:
     can stand for an utterance's audio (the TTS stage's lazy mode). True for a local cache under
     the DirectRunner and the FnApiRunner (one machine, in-memory or multi-processing); false on
     distributed runners, whose workers each have their own local cache (docs/DECISIONS.md)."""
-    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, SwitchingDirectRunner
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
     if cache is None or "://" in cache:
         return False
     return isinstance(p.runner, SwitchingDirectRunner | BundleBasedDirectRunner | FnApiRunner)
@@ -197,7 +197,6 @@ def count_lines(paths: list[str]) -> int | None:
     """Seed lines to expect, for the progress log; only for local files (remote ones may be huge)."""
     if any("://" in p for p in paths):
         return None
-    from duplexloom.pipelines.seeds import read_lines
 
     n = 0
     for p in paths:
@@ -252,6 +251,4 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None) -> tuple[dict[str, A
 
 
 def json_load(path: str) -> Any:
-    import json
-
     return json.loads(storage.read_bytes(path))

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 from duplexloom import storage
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
+from duplexloom.pipelines.shards import load_finished_state
 from duplexloom.schemas import Reject, RejectError, Seed
 from duplexloom.schemas.reject import is_transient
 from duplexloom.schemas.tokens import find_control
@@ -356,8 +357,6 @@ class PlanShards(beam.DoFn):
         self.retried = Metrics.counter(STAGE, "shards_rerun_for_transient_rejects")
 
     def process(self, kv):
-        from duplexloom.pipelines.shards import load_finished_state
-
         shard, lines = kv
         lines = list(lines)
         digest = input_digest(lines)

@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
+import soundfile
 
+from duplexloom.annotators.cognition import reply_turn
 from duplexloom.content_cache import ContentCache
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.routing import REJECTS, call_routed
@@ -47,7 +50,13 @@ from duplexloom.qa.semantic import SemanticReport, check_sample, reject_code
 from duplexloom.schemas import RejectError, SampleMeta, Timeline
 from duplexloom.schemas.manifest import ManifestRow
 from duplexloom.schemas.units import chunk_samples
+from duplexloom.timeline.cognition import CHAIN_PROV, COGNITION_PROV, THINK, render_node
 from duplexloom.timeline.families import action_channel, asr_sides, keep_channel
+from duplexloom.timeline.sample_codec import dumps_json, encode_flac, encode_sample
+from duplexloom.timeline.serialize import render_trace, serialize
+from duplexloom.timeline.timing import timing_stats
+from duplexloom.timeline.tokenizer import load_tokenizer
+from duplexloom.timeline.validate import check_chunks
 
 STAGE = "serialize"
 SEMANTIC_STAGE = "semantic"
@@ -62,8 +71,6 @@ LAYOUTS: dict[str, tuple[str, str, str]] = {
 
 def written_replies(annotation) -> dict[int, str]:
     """Assistant turn index -> the full written answer of the cognition stream it replies to."""
-    from duplexloom.annotators.cognition import reply_turn
-
     out = {}
     for st in annotation.cognition:
         j = reply_turn(annotation.turns, st.turn_index)
@@ -74,8 +81,6 @@ def written_replies(annotation) -> dict[int, str]:
 
 def chains_by_turn(annotation) -> dict[int, list[str]]:
     """User turn index -> its rendered thinking-chain nodes (``{TYPE} text @ctx:ID``), in order."""
-    from duplexloom.timeline.cognition import render_node
-
     out: dict[int, list[str]] = {}
     for n in annotation.chains:
         out.setdefault(n.turn_index, []).append(render_node(n))
@@ -86,8 +91,6 @@ def _layout_member(name: str, timeline, tokenizer, annotation) -> bytes:
     """The extra member of layout ``name``: lws gets the written replies of the cognition streams
     (if the annotator made them; the listening text comes from the timeline's think actions), ct
     the rendered thinking-chain nodes of each user turn."""
-    from duplexloom.timeline.sample_codec import dumps_json
-
     if name not in LAYOUTS:
         raise RejectError("unknown_layout", f"layout {name!r}; known: ta4, {', '.join(LAYOUTS)}")
     mod, fn, _ = LAYOUTS[name]
@@ -102,8 +105,6 @@ def _layout_member(name: str, timeline, tokenizer, annotation) -> bytes:
 def cognition_status(annotation, timeline, layouts, think_families) -> dict[str, str]:
     """Per sample, whether its cognition and chains reached the data (``carried``) or why not
     (``omitted:<reason>``); the run summary counts them per family."""
-    from duplexloom.timeline.cognition import CHAIN_PROV, COGNITION_PROV, THINK
-
     thinks = [a for a in timeline.actions if a.name == THINK]
     out = {}
     for field, prov_prefix, layout in (("cognition", COGNITION_PROV, "lws"), ("chains", CHAIN_PROV, "ct")):
@@ -127,8 +128,6 @@ def cognition_status(annotation, timeline, layouts, think_families) -> dict[str,
 
 
 def timing_of(timeline) -> dict[str, Any]:
-    from duplexloom.timeline.timing import timing_stats
-
     stats = timing_stats(timeline)
     return stats.model_dump(mode="json") if hasattr(stats, "model_dump") else dict(stats)
 
@@ -141,16 +140,10 @@ class FlacCache(ContentCache):
     with or without the cache."""
 
     def __init__(self, directory: str) -> None:
-        import soundfile
-
         super().__init__(directory, ".flac")
         self.version = soundfile.__libsndfile_version__
 
     def __call__(self, audio, sample_rate: int) -> bytes:
-        import numpy as np
-
-        from duplexloom.timeline.sample_codec import encode_flac
-
         a = np.ascontiguousarray(audio, dtype=np.float32)
         h = hashlib.sha256(memoryview(a).cast("B"))
         h.update(f"|{sample_rate}|PCM_16|{self.version}".encode())
@@ -172,9 +165,6 @@ class Serialized:
 
 
 def serialize_one(ps, built, cfg, tokenizer) -> Serialized:
-    from duplexloom.timeline.serialize import serialize
-    from duplexloom.timeline.validate import check_chunks
-
     sc = cfg.serializer
     # SPEC 11: the family decides what the action channel carries; the timeline keeps only that.
     channel = action_channel(ps.plan.family, sc.channels)
@@ -216,9 +206,6 @@ def encode_one(
     num_shards: int,
     flac_cache=None,
 ) -> EncodedSample:
-    from duplexloom.timeline.sample_codec import encode_sample
-    from duplexloom.timeline.serialize import render_trace
-
     sc = cfg.serializer
     tl, chunks, channel = ser.timeline, ser.chunks, ser.channel
     key = sample_key(ps.annotation.seed_id)
@@ -328,7 +315,6 @@ class SerializeSample(beam.DoFn):
 
     def setup(self) -> None:
         prepare_worker()
-        from duplexloom.timeline.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.cfg.serializer.tokenizer)
         # The caches are worker-local and on with tts.cache, like the TTS and alignment caches.

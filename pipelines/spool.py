@@ -34,6 +34,8 @@ from duplexloom import storage as io
 from duplexloom.pipelines.keys import sample_key, shard_of
 from duplexloom.pipelines.transport import seal
 from duplexloom.schemas.clip import AudioRef
+from duplexloom.timeline.sample_codec import sample_tar_blocks
+from duplexloom.tts_adapters.cache import read_audio
 
 WORK_DIR = "_work"
 log = logging.getLogger("duplexloom.pipelines")
@@ -75,8 +77,6 @@ def get_audio(path: str) -> np.ndarray:
 def put_members(path: str, key: str, members: dict[str, bytes]) -> None:
     """Spool a sample as its tar blocks (``sample_codec.sample_tar_blocks``): the shard writer
     copies them into the shard as they are."""
-    from duplexloom.timeline.sample_codec import sample_tar_blocks
-
     io.write_atomic(path, sample_tar_blocks(key, members))
 
 
@@ -123,8 +123,6 @@ def read_clip_audio(ref: AudioRef) -> np.ndarray:
     if ref.path.endswith(".npy"):
         audio = get_audio(ref.path)
     else:
-        from duplexloom.tts_adapters.cache import read_audio
-
         audio, _ = read_audio(ref.path, ref.sample_rate)
     if audio.shape[0] != ref.n_samples:
         raise RuntimeError(f"spooled clip {ref.path}: {audio.shape[0]} samples, expected {ref.n_samples}")

@@ -31,7 +31,7 @@ def set_torch_threads(n: int | None) -> None:
     None leaves torch's default. A backend that does not use torch pays one import here."""
     if n is None:
         return
-    import torch
+    import torch  # lazy: torch (~2 s), only for a set thread count; annotate/serialize never need it
 
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -31,6 +31,7 @@ from duplexloom.pipelines.stage_runtime import set_torch_threads, timed
 from duplexloom.pipelines.transport import prepare_worker
 from duplexloom.schemas import Reject
 from duplexloom.schemas.clip import SpeakRequest
+from duplexloom.tts_adapters import SynthesisCache, get_tts
 from duplexloom.tts_adapters.base import SynthResult
 from duplexloom.tts_adapters.cache import CachedTTS
 
@@ -70,7 +71,6 @@ class TTSModelHandler(ModelHandler[SpeakRequest, PredictionResult, Any]):
     def load_model(self):
         prepare_worker()
         set_torch_threads(self.torch_threads)
-        from duplexloom.tts_adapters import SynthesisCache, get_tts
 
         model = get_tts(self.backend, **self.options)
         if self.cache_dir:

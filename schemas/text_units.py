@@ -52,6 +52,7 @@ def pinyin_syllables(units: list[WordUnit], tones: bool) -> list[str]:
     """One romanized string per unit: tone-numbered (``ni3``) or bare (``ni``) pinyin for a CJK
     character, the lower-cased unit itself otherwise. pypinyin is given the whole text run so that
     polyphonic characters are read in context."""
+    # lazy: pypinyin (~0.2 s of dictionaries) only for Chinese text; every command imports schemas
     from pypinyin import Style, lazy_pinyin
 
     style = Style.TONE3 if tones else Style.NORMAL

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from duplexloom.prompts import system_prompt
 from duplexloom.schemas import ActionObject, RejectError, Speaker, Timeline
 
 from .config import FAMILIES, TimelineConfig, session_rng
@@ -62,8 +63,6 @@ def choose_family(seed_family: str | None, config: TimelineConfig, run_seed: int
 
 def family_system_prompt(family: str, lang: str, assistant_name: str) -> str:
     """The family's system prompt in ``lang`` (``{}`` -> the assistant voice's name)."""
-    from duplexloom.prompts import system_prompt
-
     return system_prompt(family, lang, assistant_name)
 
 

@@ -29,6 +29,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from tokenizers import AddedToken
+from tokenizers import Tokenizer as _Tok
+
 from duplexloom.schemas.sample import TokenizerInfo
 from duplexloom.schemas.tokens import ALL_RESERVED
 
@@ -145,13 +148,6 @@ class HFTokenizer:
     additive = False
 
     def __init__(self, path: str) -> None:
-        try:
-            from tokenizers import AddedToken
-            from tokenizers import Tokenizer as _Tok
-        except ImportError as e:  # pragma: no cover - tokenizers is a core dependency
-            raise ImportError(
-                "a tokenizer.json needs the `tokenizers` package: pip install tokenizers"
-            ) from e
         p = Path(path)
         data = p.read_bytes()
         # Check the shape first: the tokenizers library reports bad files with an untyped Exception.

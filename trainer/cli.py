@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def shards_problem(what: str, spec: str) -> str | None:
     """Why ``spec`` names no readable shard (one line), or ``None`` when every named one exists."""
-    from duplexloom.shardio import expand_shards
+    from duplexloom.shardio import expand_shards  # lazy: apache_beam (via storage); CLI start-up
 
     try:
         expand_shards(spec)
@@ -53,7 +53,8 @@ def shards_problem(what: str, spec: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import torch  # noqa: F401  (imported here so `duplexloom --help` stays fast)
+    # lazy: torch, apache_beam (shardio), numpy (config): `duplexloom train --help` stays fast
+    import torch  # noqa: F401
 
     from duplexloom.shardio import expand_shards
 

@@ -33,6 +33,7 @@ from duplexloom.timeline.tokenizer import load_tokenizer
 from .codec import AudioCodec, ExternalCodec, codec_from_state, seed_for
 from .config import TrainConfig, dump_config
 from .data import ShardStream, fit_codec, fit_texts, make_loader, to_device_batch
+from .evaluate import evaluate, flat_row
 from .features import FRAMES_PER_USER_FEATURE
 from .loss import REPORTED, LossStats, channel_loss, weight_table
 from .model import DuplexLM
@@ -135,10 +136,11 @@ def _write_log(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> Non
 
 def plot_curves(out: Path) -> Path:
     """``loss_curve.png`` from ``train_log.csv`` (and ``eval_log.csv`` when present)."""
+    # lazy: matplotlib (~0.4 s) only for the plot; `train --eval` imports this module, never plots
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib, after the Agg backend is chosen
 
     rows = _read_log(out / "train_log.csv", 1 << 62)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -304,7 +306,5 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict[str, 
 
 
 def _eval_row(bundle: Bundle, cfg: TrainConfig, device: torch.device, step: int) -> dict[str, Any]:
-    from .evaluate import evaluate, flat_row
-
     assert cfg.data.eval_shards is not None
     return {"step": step, **flat_row(evaluate(bundle, expand_shards(cfg.data.eval_shards), device))}

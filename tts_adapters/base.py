@@ -121,5 +121,5 @@ def available_tts() -> list[str]:
 
 
 def _register_builtins() -> None:
-    # Imported here, not at module top, because the backend modules import this one.
+    # lazy: cycle tts_adapters.base <-> its backends (they register here); plugin registry, loads on demand
     from . import cloning, espeak, http_tts  # noqa: F401

@@ -94,7 +94,7 @@ class XttsTTS(CloningTTS):
     needs_reference_text = False
 
     def load(self) -> Any:
-        from TTS.api import TTS
+        from TTS.api import TTS  # lazy: coqui-tts, optional dependency (duplexloom[xtts])
 
         return TTS(self.config.model or "tts_models/multilingual/multi-dataset/xtts_v2").to(
             self.config.device
@@ -110,7 +110,7 @@ class F5TTS_(CloningTTS):
     requires = (("f5_tts", "f5-tts"),)  # pip install 'duplexloom[f5]'
 
     def load(self) -> Any:
-        from f5_tts.api import F5TTS
+        from f5_tts.api import F5TTS  # lazy: f5-tts, optional dependency (duplexloom[f5])
 
         return (
             F5TTS(device=self.config.device)
@@ -136,14 +136,14 @@ class CosyVoiceTTS(CloningTTS):
     )
 
     def load(self) -> Any:
-        from cosyvoice.cli.cosyvoice import CosyVoice2
+        from cosyvoice.cli.cosyvoice import CosyVoice2  # lazy: cosyvoice, optional dependency
 
         if not self.config.model:
             raise ValueError("cosyvoice backend needs model=<local CosyVoice2 model directory>")
         return CosyVoice2(self.config.model)
 
     def call(self, req: CloneRequest) -> tuple[Any, int]:
-        from cosyvoice.utils.file_utils import load_wav
+        from cosyvoice.utils.file_utils import load_wav  # lazy: cosyvoice, optional dependency
 
         prompt = load_wav(req.reference_audio, 16_000)
         pieces = [

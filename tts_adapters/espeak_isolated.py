@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from duplexloom.tts_adapters import espeak_lib
+
 _HEADER = struct.Struct(">I")
 
 
@@ -98,8 +100,6 @@ def synth(
 
 def _serve() -> None:
     """Zygote main loop: initialize once, fork a child per request, relay its answer."""
-    from duplexloom.tts_adapters import espeak_lib
-
     espeak_lib.engine_sample_rate()  # loads and initializes the library before any fork
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,7 @@ class HttpTTS(TTSBackend):
 
     def __init__(self, config: HttpTTSConfig) -> None:
         super().__init__(config)
+        # lazy: openai (~0.8 s), a declared backend requirement; listing backends imports this module
         import openai
 
         self._openai = openai
@@ -80,10 +84,6 @@ class HttpTTS(TTSBackend):
         return self._upload_httpx(cfg, Path(speaker.reference_audio or ""), speaker.reference_text or "")
 
     def _upload_httpx(self, cfg: HttpTTSConfig, path: Path, text: str) -> str:
-        import urllib.error
-        import urllib.request
-        import uuid
-
         boundary = uuid.uuid4().hex
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n'.encode()

@@ -25,12 +25,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import pydoc_data.topics as topics
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
+from pypinyin.phrases_dict import phrases_dict
 
 from duplexloom.aligners.romanize import text_to_units
+from duplexloom.aligners.tiny import MODEL_DIR
 from duplexloom.aligners.tiny_model import LABELS, TinyConfig
 from duplexloom.aligners.train_tiny import (
     RECIPES,
@@ -87,8 +91,6 @@ def is_held_out_word(word: str) -> bool:
 def english_vocab() -> list[str]:
     """Frequent words of the prose shipped with Python, without identifiers and abbreviations
     (espeak spells those letter by letter, which no dialogue text does)."""
-    import pydoc_data.topics as topics
-
     plausible = re.compile(r"^(?=.*[aeiouy])(?!.*[^aeiouy]{4})(?!.*(.)\1\1)[a-z]{2,12}$")
     counts: dict[str, int] = {}
     for doc in topics.topics.values():
@@ -101,8 +103,6 @@ def english_vocab() -> list[str]:
 
 
 def chinese_vocab() -> list[str]:
-    from pypinyin.phrases_dict import phrases_dict
-
     cjk = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
     return sorted(p for p in phrases_dict if cjk.match(p))
 
@@ -191,8 +191,6 @@ class Corpus:
 
 
 def espeak_version() -> str:
-    import subprocess
-
     out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=False).stdout
     return out.split("Data at")[0].replace("eSpeak NG text-to-speech:", "").strip() or "unknown"
 
@@ -204,8 +202,6 @@ RECIPE_DEFAULTS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from duplexloom.aligners.tiny import MODEL_DIR
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
     ap.add_argument("--recipe", choices=RECIPES, default="varied")
