@@ -3,7 +3,7 @@
 * :class:`SpeakRequest`: one utterance to synthesize (made by stage ``plan`` from the session plan,
   the TTS stage's input, carried on to the aligner).
 * :class:`AudioRef`: where a clip's float32 mono samples are (a file: the run's spool copy, a
-  ``.npy``, or the utterance's entry in the TTS cache, a WAV or FLAC at the session rate), at what
+  ``.npy``, or the utterance's entry in the TTS cache, a WAV at the session rate), at what
   rate, how many: the one way a clip's audio is referred to across the session shuffle.
 * :class:`AlignedClip`: what the align stage hands to the build stage through the session shuffle:
   the clip's audio reference, its word and character spans on the clip's clock (sample 0 = the
@@ -42,7 +42,7 @@ class SpeakRequest(Record):
 
 
 class AudioRef(Record):
-    """Where one clip's float32 mono samples are: ``path`` (a spooled ``.npy``, or a WAV/FLAC entry
+    """Where one clip's float32 mono samples are: ``path`` (a spooled ``.npy``, or a WAV entry
     of the TTS cache), ``sample_rate`` (Hz) and ``n_samples``."""
 
     path: str
