@@ -22,10 +22,9 @@ from collections.abc import Sequence
 
 from duplexloom.schemas.annotation import AnnotatedTurn, ThinkingNode
 from duplexloom.schemas.reject import RejectError
-from duplexloom.schemas.text_units import CJK_RANGES
 from duplexloom.timeline.cognition import render_node, segments
 
-from .cognition import _EN_STOP, _EN_WORD, _keys, intent_of
+from .cognition import _EN_STOP, _EN_WORD, _ZH_DROP, _keys, intent_of
 
 __all__ = ["check", "offline_chain", "render", "segments"]
 
@@ -84,7 +83,6 @@ def check(nodes: Sequence[ThinkingNode], turns: Sequence[AnnotatedTurn], lang: s
 # ---- the offline generator ---------------------------------------------------------------------
 
 _EN_DET = frozenset("the a an my your our his her their this that these those some".split())
-_ZH_STRIP = re.compile(rf"[^{CJK_RANGES}A-Za-z0-9]")
 _ZH_FUNCTION = re.compile(
     r"^(请问|请|帮我|麻烦|我想|我要|你能|能不能|可以|这个|那个|要|查一下|查查|看看|告诉我|问一下|查)+"
     r"|(有|是什么|怎么样|为什么|多少|多久|多远|什么|怎么|吗|呢|吧|啊|呀|了)+$"
@@ -115,7 +113,7 @@ def _entities(segment: str, lang: str) -> list[str]:
     """Salient phrases of one segment, by form only: nouns after a determiner (en) or the clause's
     core with request/question words stripped (zh); at most two."""
     if lang == "zh":
-        core = _ZH_FUNCTION.sub("", _ZH_STRIP.sub("", segment))
+        core = _ZH_FUNCTION.sub("", _ZH_DROP.sub("", segment))
         return [p[:4] for p in _ZH_JOINT.split(core) if len(p) >= 2][:2]
     words = _EN_WORD.findall(segment.casefold())
     found = []
